@@ -1,0 +1,3 @@
+//! tlsdiag
+pub mod fingerprint;
+pub mod hello;
