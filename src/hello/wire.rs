@@ -52,7 +52,7 @@ macro_rules! registry {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.name() {
+                match self.label() {
                     Some(name) => f.write_str(name),
                     None => write!(f, "0x{:0width$x}", self.0, width = 2 * std::mem::size_of::<$int>()),
                 }
@@ -393,6 +393,12 @@ registry! {
         CERTIFICATE_REQUIRED = 116 => "certificate_required",
         NO_APPLICATION_PROTOCOL = 120 => "no_application_protocol",
         ECH_REQUIRED = 121 => "ech_required",
+    }
+}
+
+impl AlertDescription {
+    pub fn label(self) -> Option<&'static str> {
+        self.name()
     }
 }
 

@@ -1,0 +1,69 @@
+//! One attempt to reach the TLS port: what arrived, what was negotiated, and
+//! exactly how it ended. Plain data plus pure classification; the server fills it
+//! in, the store keeps it, diagnosis and reports read it.
+
+mod outcome;
+
+pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::capture::ReadEvent;
+use crate::fingerprint::Fingerprints;
+use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
+use crate::hello::ClientHello;
+
+/// Bytes of a failed attempt kept for the report (the hello itself is kept in
+/// full when it parsed): enough to show what a non-TLS client sent.
+pub const KEPT_BYTES_OF_FAILED_ATTEMPT: usize = 4096;
+
+/// What the handshake settled on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Negotiated {
+    pub version: ProtocolVersion,
+    pub cipher_suite: CipherSuite,
+    pub key_exchange_group: Option<NamedGroup>,
+    pub alpn: Option<String>,
+}
+
+/// How the ClientHello arrived.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Arrival {
+    /// Bytes received before the hello was complete (or the attempt ended).
+    pub bytes: usize,
+    pub read_count: usize,
+    /// The first reads, in order ([`crate::capture::MAX_LOGGED_READS`] at most).
+    pub reads: Vec<ReadEvent>,
+    /// From accept to the end of capture.
+    pub capture_ms: f64,
+}
+
+/// Everything recorded about one TCP connection to the TLS port.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsAttempt {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    #[serde(serialize_with = "crate::util::rfc3339")]
+    pub started_at: SystemTime,
+    pub arrival: Arrival,
+    /// The raw bytes received (the whole hello when it parsed; otherwise the
+    /// first [`KEPT_BYTES_OF_FAILED_ATTEMPT`]).
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    pub client_hello: Option<ClientHello>,
+    pub fingerprints: Option<Fingerprints>,
+    pub negotiated: Option<Negotiated>,
+    /// From accept to handshake completion (or failure).
+    pub handshake_ms: Option<f64>,
+    pub outcome: Outcome,
+}
+
+impl TlsAttempt {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, Outcome::Completed)
+    }
+}

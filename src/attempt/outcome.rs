@@ -1,0 +1,229 @@
+//! Classifies how an attempt ended, from the captured bytes and the TLS stack's
+//! error: never just "handshake error".
+
+use std::io;
+
+use serde::Serialize;
+
+use crate::capture::CaptureEnd;
+use crate::hello::error::{HelloError, NotTlsKind};
+use crate::hello::wire::{AlertDescription, ProtocolVersion};
+use crate::hello::ClientHello;
+
+/// How an incomplete ClientHello stopped arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallEnd {
+    /// Nothing more arrived before the deadline: the connection stayed open.
+    Timeout,
+    /// The client closed the connection.
+    Closed,
+    /// The connection was reset.
+    Reset,
+}
+
+/// The handshake failure as the TLS layer reported it, reduced to what
+/// classification needs (so this module needs no socket types).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The client sent this alert.
+    Alert(AlertDescription),
+    NoSharedCipher,
+    NoSharedGroup,
+    NoSharedSignatureScheme,
+    /// rustls refused the client's versions.
+    UnsupportedVersion,
+    /// The client's messages broke the protocol.
+    Protocol(String),
+    /// The client closed mid-handshake.
+    Closed,
+    /// The connection was reset mid-handshake.
+    Reset,
+    /// The handshake did not finish in time.
+    Timeout,
+    Other(String),
+}
+
+impl HandshakeError {
+    /// Maps the error `tokio-rustls` returns from `accept`.
+    pub fn from_io(err: &io::Error) -> Self {
+        if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            return Self::from_rustls(tls);
+        }
+        match err.kind() {
+            io::ErrorKind::UnexpectedEof => Self::Closed,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+                Self::Reset
+            }
+            io::ErrorKind::TimedOut => Self::Timeout,
+            _ => Self::Other(err.to_string()),
+        }
+    }
+
+    pub fn from_rustls(err: &rustls::Error) -> Self {
+        use rustls::PeerIncompatible as P;
+        match err {
+            rustls::Error::AlertReceived(alert) => Self::Alert(AlertDescription(u8::from(*alert))),
+            rustls::Error::PeerIncompatible(p) => match p {
+                P::NoCipherSuitesInCommon => Self::NoSharedCipher,
+                P::NoKxGroupsInCommon | P::KeyShareExtensionRequired | P::NamedGroupsExtensionRequired => {
+                    Self::NoSharedGroup
+                }
+                P::NoSignatureSchemesInCommon | P::SignatureAlgorithmsExtensionRequired => {
+                    Self::NoSharedSignatureScheme
+                }
+                P::ServerDoesNotSupportTls12Or13
+                | P::SupportedVersionsExtensionRequired
+                | P::Tls12NotOffered
+                | P::Tls12NotOfferedOrEnabled => Self::UnsupportedVersion,
+                other => Self::Protocol(format!("{other:?}")),
+            },
+            rustls::Error::PeerMisbehaved(m) => Self::Protocol(format!("{m:?}")),
+            rustls::Error::InvalidMessage(m) => Self::Protocol(format!("invalid message: {m:?}")),
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// How one attempt ended. Serialized with a `kind` tag; the ids are stable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The handshake completed.
+    Completed,
+    /// TCP connected, then no byte arrived before the deadline (or before close).
+    NoData { ended: StallEnd },
+    /// Part of a ClientHello arrived, the rest never did.
+    HelloIncomplete {
+        received: usize,
+        /// Total bytes the record and handshake headers announced.
+        expected: Option<usize>,
+        ended: StallEnd,
+    },
+    /// The client spoke something other than TLS.
+    NotTls {
+        what: NotTlsKind,
+        /// The first bytes, printable ASCII kept and everything else as `\xNN`.
+        preview: String,
+    },
+    /// TLS, but a ClientHello we cannot parse (or a record TLS forbids).
+    Malformed { detail: String },
+    /// The client's highest version is below what we accept (TLS 1.2).
+    VersionTooOld { offered: ProtocolVersion },
+    NoSharedCipher,
+    NoSharedGroup,
+    NoSharedSignatureScheme,
+    /// The client aborted the handshake with an alert.
+    ClientAlert { alert: AlertDescription },
+    /// The client closed after its ClientHello, without an alert.
+    ClosedMidHandshake,
+    /// The connection was reset after the ClientHello.
+    ResetMidHandshake,
+    /// The ClientHello arrived but the handshake did not finish in time.
+    HandshakeTimeout,
+    /// Any other failure, with the TLS stack's words.
+    OtherError { detail: String },
+}
+
+/// Decides the outcome from how capture ended and, when the hello was complete,
+/// what the handshake returned. Facts from the hello come first: a TLS 1.0-only
+/// client is "version too old" whatever words the TLS stack chose.
+pub fn classify(capture: &CaptureEnd, raw: &[u8], handshake: Option<&HandshakeError>) -> Outcome {
+    let stalled = |need: &Option<usize>, ended| {
+        if raw.is_empty() {
+            Outcome::NoData { ended }
+        } else {
+            Outcome::HelloIncomplete {
+                received: raw.len(),
+                expected: *need,
+                ended,
+            }
+        }
+    };
+    match capture {
+        CaptureEnd::TimedOut { need } => stalled(need, StallEnd::Timeout),
+        CaptureEnd::Closed { need } => stalled(need, StallEnd::Closed),
+        CaptureEnd::Failed { need, .. } => stalled(need, StallEnd::Reset),
+        CaptureEnd::Rejected(HelloError::NotTls { kind }) => Outcome::NotTls {
+            what: *kind,
+            preview: preview(raw),
+        },
+        CaptureEnd::Rejected(err) => Outcome::Malformed {
+            detail: err.to_string(),
+        },
+        CaptureEnd::Complete(hello) => match handshake {
+            None => Outcome::Completed,
+            Some(err) => classify_handshake(hello, err),
+        },
+    }
+}
+
+fn classify_handshake(hello: &ClientHello, err: &HandshakeError) -> Outcome {
+    let highest = hello.highest_version();
+    let too_old = matches!(highest.0, 0x0002 | 0x0300..=0x0302);
+    if too_old && !matches!(err, HandshakeError::Alert(_)) {
+        return Outcome::VersionTooOld { offered: highest };
+    }
+    match err {
+        HandshakeError::Alert(alert) => Outcome::ClientAlert { alert: *alert },
+        HandshakeError::NoSharedCipher => Outcome::NoSharedCipher,
+        HandshakeError::NoSharedGroup => Outcome::NoSharedGroup,
+        HandshakeError::NoSharedSignatureScheme => Outcome::NoSharedSignatureScheme,
+        HandshakeError::UnsupportedVersion => Outcome::VersionTooOld { offered: highest },
+        HandshakeError::Closed => Outcome::ClosedMidHandshake,
+        HandshakeError::Reset => Outcome::ResetMidHandshake,
+        HandshakeError::Timeout => Outcome::HandshakeTimeout,
+        HandshakeError::Protocol(detail) => Outcome::Malformed {
+            detail: detail.clone(),
+        },
+        HandshakeError::Other(detail) => Outcome::OtherError {
+            detail: detail.clone(),
+        },
+    }
+}
+
+/// The first 64 bytes, safe to show anywhere: printable ASCII as is, the rest escaped.
+pub(crate) fn preview(raw: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in raw.iter().take(64) {
+        match b {
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_escapes_everything_unprintable() {
+        assert_eq!(preview(b"GET / HTTP/1.1\r\n\x00\xff"), "GET / HTTP/1.1\\r\\n\\x00\\xff");
+    }
+
+    #[test]
+    fn a_stall_with_no_bytes_is_no_data() {
+        let got = classify(&CaptureEnd::TimedOut { need: None }, b"", None);
+        assert_eq!(got, Outcome::NoData { ended: StallEnd::Timeout });
+    }
+
+    #[test]
+    fn a_partial_hello_reports_received_and_expected() {
+        let got = classify(&CaptureEnd::TimedOut { need: Some(1547) }, &[0x16; 1460], None);
+        assert_eq!(
+            got,
+            Outcome::HelloIncomplete {
+                received: 1460,
+                expected: Some(1547),
+                ended: StallEnd::Timeout
+            }
+        );
+    }
+}

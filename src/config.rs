@@ -1,0 +1,137 @@
+//! Settings: command-line flags (each also readable from a `TLSDIAG_*`
+//! environment variable) checked into a [`Config`] the server can trust.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A diagnostic HTTPS endpoint: shows each client the TLS ClientHello it sent and
+/// what its network path did to it.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// Address of the HTTPS listener (the one that captures ClientHellos).
+    #[arg(long, env = "TLSDIAG_HTTPS_ADDR", default_value = "127.0.0.1:8443")]
+    pub https_addr: SocketAddr,
+
+    /// Address of the plain-HTTP listener. It serves the same reports, so a client
+    /// whose HTTPS is broken can still see why.
+    #[arg(long, env = "TLSDIAG_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// PEM certificate chain (leaf first). Without it, a self-signed certificate
+    /// for localhost is generated into --certs-dir on first start and reused after.
+    #[arg(long, env = "TLSDIAG_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TLSDIAG_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where the generated development certificate lives.
+    #[arg(long, env = "TLSDIAG_CERTS_DIR", default_value = "certs")]
+    pub certs_dir: PathBuf,
+
+    /// How long a client may take to send its whole ClientHello. Long enough for a
+    /// retransmitted segment to arrive; a stall beyond it is reported as such.
+    #[arg(long, env = "TLSDIAG_HELLO_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub hello_timeout: Duration,
+
+    /// How long the rest of the handshake may take after the ClientHello.
+    #[arg(long, env = "TLSDIAG_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Connections served at once, both listeners together; further ones wait
+    /// in the kernel's accept queue.
+    #[arg(long, env = "TLSDIAG_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// How long an idle keep-alive connection is kept open.
+    #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+}
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    Files { cert: PathBuf, key: PathBuf },
+    /// Generate (or reuse) a self-signed localhost certificate in this directory.
+    Generated { dir: PathBuf },
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub https_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub cert: CertSource,
+    pub hello_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("--{flag} must be between {min:?} and {max:?}, got {got:?}")]
+    OutOfRange {
+        flag: &'static str,
+        min: Duration,
+        max: Duration,
+        got: Duration,
+    },
+    #[error("--max-connections must be at least 1")]
+    NoConnections,
+}
+
+impl Args {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let check = |flag, got: Duration, min, max| {
+            if got < min || got > max {
+                Err(ConfigError::OutOfRange { flag, min, max, got })
+            } else {
+                Ok(got)
+            }
+        };
+        let secs = Duration::from_secs;
+        Ok(Config {
+            https_addr: self.https_addr,
+            http_addr: self.http_addr,
+            cert: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => CertSource::Files { cert, key },
+                _ => CertSource::Generated { dir: self.certs_dir },
+            },
+            hello_timeout: check("hello-timeout", self.hello_timeout, Duration::from_millis(100), secs(120))?,
+            handshake_timeout: check(
+                "handshake-timeout",
+                self.handshake_timeout,
+                Duration::from_millis(100),
+                secs(120),
+            )?,
+            idle_timeout: check("idle-timeout", self.idle_timeout, secs(1), secs(3600))?,
+            max_connections: match self.max_connections {
+                0 => return Err(ConfigError::NoConnections),
+                n => n,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// Defaults for tests and embedding: ephemeral loopback ports, certificate in `dir`.
+    pub fn for_tests(dir: PathBuf) -> Self {
+        Self {
+            https_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cert: CertSource::Generated { dir },
+            hello_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}

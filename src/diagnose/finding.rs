@@ -1,0 +1,77 @@
+//! The shape of a finding, shared by every rule.
+
+use serde::Serialize;
+
+/// How much a finding matters to the person reading the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// A fact worth knowing; nothing is wrong.
+    Info,
+    /// Works here, but breaks elsewhere or will break.
+    Warning,
+    /// This is why the connection failed.
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// One number or fact from this connection that supports a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// A conclusion about the client's path or configuration, with its evidence and fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable identifier (`area.name`), documented in docs/findings.md.
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    /// What happened and why it matters, in plain language.
+    pub explanation: String,
+    pub evidence: Vec<Evidence>,
+    /// What to change; commands where they exist.
+    pub fix: Vec<String>,
+}
+
+impl Finding {
+    pub fn new(id: &'static str, severity: Severity, title: impl Into<String>) -> Self {
+        Self {
+            id,
+            severity,
+            title: title.into(),
+            explanation: String::new(),
+            evidence: Vec::new(),
+            fix: Vec::new(),
+        }
+    }
+
+    pub fn explain(mut self, text: impl Into<String>) -> Self {
+        self.explanation = text.into();
+        self
+    }
+
+    pub fn evidence(mut self, label: &'static str, value: impl Into<String>) -> Self {
+        self.evidence.push(Evidence {
+            label,
+            value: value.into(),
+        });
+        self
+    }
+
+    pub fn fix(mut self, step: impl Into<String>) -> Self {
+        self.fix.push(step.into());
+        self
+    }
+}

@@ -1,0 +1,34 @@
+//! Diagnosis: pure functions from observations to [`Finding`]s. No I/O, no
+//! formatting beyond the plain-language text each finding carries.
+//!
+//! Each rule lives in a small function with a stable id (`tls.no-sni`). A
+//! finding is only as good as its evidence: every rule states the numbers from
+//! this connection that triggered it, and a clean connection yields nothing
+//! above `info`. The catalogue is in `docs/findings.md`.
+
+mod finding;
+mod hello_rules;
+
+pub use finding::{Evidence, Finding, Severity};
+
+use crate::attempt::TlsAttempt;
+use crate::profile::ServerProfile;
+
+/// Findings about one attempt on the TLS port, most severe first.
+pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(hello) = &attempt.client_hello {
+        out.extend(hello_rules::hello_size(hello, attempt.peer.is_ipv6()));
+        out.extend(hello_rules::no_sni(hello));
+        out.extend(hello_rules::sni_not_served(hello, server));
+        out.extend(hello_rules::legacy_ciphers_only(hello));
+    }
+    out.extend(hello_rules::slow_arrival(&attempt.arrival));
+    sort(&mut out);
+    out
+}
+
+/// Most severe first; stable for equal severity so rules keep their order.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+}

@@ -1,0 +1,26 @@
+//! The HTML report page (askama; escaping on by default for `.html` templates,
+//! so every client-controlled value — SNI, ALPN, User-Agent — is escaped).
+
+use askama::Template;
+
+use super::ConnectionReport;
+
+#[derive(Debug, Template)]
+#[template(path = "report.html")]
+pub struct ReportPage<'a> {
+    pub r: &'a ConnectionReport,
+}
+
+impl ReportPage<'_> {
+    pub fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    pub fn headline_class(&self) -> &'static str {
+        match self.r.worst() {
+            Some(crate::diagnose::Severity::Error) => "bad",
+            Some(crate::diagnose::Severity::Warning) => "warn",
+            _ => "good",
+        }
+    }
+}

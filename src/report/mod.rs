@@ -1,0 +1,239 @@
+//! The report: one view model ([`ConnectionReport`]) built from what the server
+//! observed, feeding all three formats — JSON (serde), HTML (askama, `html.rs`)
+//! and plain text (`text.rs`) — so they cannot drift apart.
+//!
+//! # JSON schema (`schema_version` 1)
+//!
+//! Documented field by field in `docs/api.md`. In short:
+//!
+//! ```text
+//! {
+//!   "schema_version": 1,
+//!   "generated_at": "2026-11-20T23:59:59.123Z",
+//!   "server_version": "0.1.0",
+//!   "summary": "TLS 1.3, X25519MLKEM768, ClientHello 1,913 bytes in 2 reads",
+//!   "client": { "address": "203.0.113.7", "port": 51234 },
+//!   "connection": { "scheme": "https", "encrypted": true, "http_version": "HTTP/2",
+//!                   "user_agent": "...", "host": "..." },
+//!   "tls": null | { "negotiated": {...}, "handshake_ms": 3.2, "arrival": {...},
+//!                   "client_hello": {...}, "fingerprints": {...} },
+//!   "findings": [ { "id", "severity", "title", "explanation", "evidence", "fix" } ]
+//! }
+//! ```
+//!
+//! Bump [`SCHEMA_VERSION`] when a field changes meaning or disappears; adding
+//! fields does not bump it.
+
+mod display;
+pub mod html;
+pub mod text;
+
+pub use display::{CipherRow, ExtensionRow, Fact};
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::attempt::{Negotiated, TlsAttempt};
+use crate::diagnose::{Finding, Severity};
+use crate::fingerprint::Fingerprints;
+use crate::hello::wire::ProtocolVersion;
+use crate::hello::ClientHello;
+use crate::util::thousands;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The HTTP-level facts of the request being answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpFacts {
+    pub http_version: String,
+    pub user_agent: Option<String>,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionView {
+    pub scheme: &'static str,
+    pub encrypted: bool,
+    #[serde(flatten)]
+    pub http: HttpFacts,
+}
+
+/// One read of the ClientHello as shown in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadView {
+    pub at_ms: f64,
+    pub bytes: usize,
+    /// Milliseconds since the previous read (`null` for the first).
+    pub gap_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArrivalView {
+    pub bytes: usize,
+    pub read_count: usize,
+    pub tls_records: usize,
+    pub reads: Vec<ReadView>,
+    pub capture_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsView {
+    pub negotiated: Option<Negotiated>,
+    pub handshake_ms: Option<f64>,
+    pub arrival: ArrivalView,
+    pub client_hello: Option<HelloView>,
+    pub fingerprints: Option<Fingerprints>,
+}
+
+/// The parsed hello plus the few derived facts every reader wants first.
+#[derive(Debug, Clone, Serialize)]
+pub struct HelloView {
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub highest_version: ProtocolVersion,
+    #[serde(flatten)]
+    pub hello: ClientHello,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionReport {
+    pub schema_version: u32,
+    #[serde(serialize_with = "crate::util::rfc3339")]
+    pub generated_at: SystemTime,
+    pub server_version: &'static str,
+    pub summary: String,
+    pub client: ClientView,
+    pub connection: ConnectionView,
+    pub tls: Option<TlsView>,
+    pub findings: Vec<Finding>,
+}
+
+impl ConnectionReport {
+    /// The report for a request that arrived over TLS.
+    pub fn for_tls(attempt: &TlsAttempt, http: HttpFacts, findings: Vec<Finding>) -> Self {
+        let tls = TlsView::from_attempt(attempt);
+        Self {
+            schema_version: SCHEMA_VERSION,
+            generated_at: SystemTime::now(),
+            server_version: env!("CARGO_PKG_VERSION"),
+            summary: tls.summary(),
+            client: client(attempt.peer),
+            connection: ConnectionView {
+                scheme: "https",
+                encrypted: true,
+                http,
+            },
+            tls: Some(tls),
+            findings,
+        }
+    }
+
+    /// The report for a request on the plain-HTTP port.
+    pub fn for_plain(peer: SocketAddr, http: HttpFacts, findings: Vec<Finding>) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            generated_at: SystemTime::now(),
+            server_version: env!("CARGO_PKG_VERSION"),
+            summary: format!("Plain {}: this connection is not encrypted", http.http_version),
+            client: client(peer),
+            connection: ConnectionView {
+                scheme: "http",
+                encrypted: false,
+                http,
+            },
+            tls: None,
+            findings,
+        }
+    }
+
+    /// The most severe finding's severity, for the page's headline colour.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|err| {
+            // Only non-string map keys can fail here, and the view has none.
+            format!("{{\"error\": \"serializing report: {err}\"}}")
+        })
+    }
+}
+
+fn client(peer: SocketAddr) -> ClientView {
+    ClientView {
+        address: peer.ip().to_canonical().to_string(),
+        port: peer.port(),
+    }
+}
+
+impl TlsView {
+    pub fn from_attempt(a: &TlsAttempt) -> Self {
+        let mut previous: Option<f64> = None;
+        let reads = a
+            .arrival
+            .reads
+            .iter()
+            .map(|r| {
+                let gap_ms = previous.map(|p| round3(r.at_ms - p));
+                previous = Some(r.at_ms);
+                ReadView {
+                    at_ms: round3(r.at_ms),
+                    bytes: r.bytes,
+                    gap_ms,
+                }
+            })
+            .collect();
+        Self {
+            negotiated: a.negotiated.clone(),
+            handshake_ms: a.handshake_ms.map(round3),
+            arrival: ArrivalView {
+                bytes: a.arrival.bytes,
+                read_count: a.arrival.read_count,
+                tls_records: a.client_hello.as_ref().map_or(0, |h| h.records.len()),
+                reads,
+                capture_ms: round3(a.arrival.capture_ms),
+            },
+            client_hello: a.client_hello.as_ref().map(|h| HelloView {
+                sni: h.sni().map(str::to_owned),
+                alpn: h.alpn().iter().map(|p| p.name.clone()).collect(),
+                highest_version: h.highest_version(),
+                hello: h.clone(),
+            }),
+            fingerprints: a.fingerprints.clone(),
+        }
+    }
+
+    /// "TLS 1.3, X25519MLKEM768, ClientHello 1,913 bytes in 2 reads".
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = &self.negotiated {
+            parts.push(n.version.to_string());
+            if let Some(group) = n.key_exchange_group {
+                parts.push(group.to_string());
+            }
+        }
+        let reads = self.arrival.read_count;
+        let mut arrival = format!(
+            "ClientHello {} bytes in {reads} read{}",
+            thousands(self.arrival.bytes),
+            if reads == 1 { "" } else { "s" }
+        );
+        if self.arrival.tls_records > 1 {
+            arrival.push_str(&format!(" ({} TLS records)", self.arrival.tls_records));
+        }
+        parts.push(arrival);
+        parts.join(", ")
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

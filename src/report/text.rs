@@ -1,0 +1,120 @@
+//! The plain-text report for curl, wget and friends: fits an 80-column terminal,
+//! and every client-controlled value passes through [`printable`] so it cannot
+//! drive the terminal.
+
+use std::fmt::Write;
+
+use super::{ConnectionReport, Fact};
+use crate::util::{printable, wrap};
+
+const WIDTH: usize = 80;
+
+pub fn render(r: &ConnectionReport) -> String {
+    let mut out = String::new();
+    let title = "tlsdiag: what your client sent";
+    let _ = writeln!(out, "{title}\n{}", "=".repeat(title.len()));
+    out.push_str(&wrap(&printable(&r.summary), WIDTH, ""));
+    if !r.connection.encrypted {
+        out.push_str(&wrap(
+            "This request came over plain HTTP: it is not encrypted, so there is no TLS handshake to show.",
+            WIDTH,
+            "",
+        ));
+    }
+    section(&mut out, "Connection");
+    facts(&mut out, &r.connection_facts());
+
+    if !r.findings.is_empty() {
+        section(&mut out, "Findings");
+        for f in &r.findings {
+            let _ = writeln!(out, "  [{}] {}", f.severity.as_str(), printable(&f.title));
+            out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
+            for e in &f.evidence {
+                out.push_str(&wrap(&format!("{}: {}", e.label, printable(&e.value)), WIDTH, "    - "));
+            }
+            for step in &f.fix {
+                out.push_str(&wrap(&format!("Fix: {}", printable(step)), WIDTH, "    "));
+            }
+            out.push('\n');
+        }
+    }
+
+    if let Some(tls) = &r.tls {
+        section(&mut out, "How the ClientHello arrived");
+        out.push_str(&wrap(&tls.arrival_sentence(), WIDTH, "  "));
+        for (i, read) in tls.arrival.reads.iter().enumerate().take(20) {
+            let gap = read.gap_ms.map(|g| format!("  (+{g:.1} ms)")).unwrap_or_default();
+            let _ = writeln!(out, "  read {:>3}  at {:>9.1} ms  {:>6} bytes{gap}", i + 1, read.at_ms, read.bytes);
+        }
+        if tls.arrival.read_count > 20 {
+            let _ = writeln!(out, "  ... {} more reads (see JSON)", tls.arrival.read_count - 20);
+        }
+
+        if let Some(hello) = &tls.client_hello {
+            section(&mut out, "ClientHello");
+            facts(&mut out, &hello.facts());
+            let ciphers = hello.cipher_rows();
+            let _ = writeln!(out, "\n  Cipher suites ({})", ciphers.len());
+            for c in ciphers {
+                let note = if c.note.is_empty() { String::new() } else { format!("  [{}]", c.note) };
+                let _ = writeln!(out, "    {}  {}{note}", c.hex, c.name);
+            }
+            let extensions = hello.extension_rows();
+            let _ = writeln!(out, "\n  Extensions ({}, in the order sent)", extensions.len());
+            for e in extensions {
+                let _ = writeln!(out, "    {}  {} ({} bytes)", e.hex, e.name, e.length);
+                if !e.detail.is_empty() {
+                    out.push_str(&wrap(&printable(&e.detail), WIDTH, "            "));
+                }
+            }
+        }
+        if let Some(fp) = &tls.fingerprints {
+            section(&mut out, "Fingerprints");
+            facts(
+                &mut out,
+                &[
+                    Fact { label: "JA4", value: fp.ja4.clone() },
+                    Fact { label: "JA4_r", value: fp.ja4_r.clone() },
+                    Fact { label: "JA3 (MD5)", value: fp.ja3_md5.clone() },
+                    Fact { label: "JA3", value: fp.ja3.clone() },
+                ],
+            );
+        }
+    }
+    out.push_str("\nJSON: add -H 'Accept: application/json'\n");
+    out
+}
+
+fn section(out: &mut String, title: &str) {
+    let _ = writeln!(out, "\n{title}\n{}", "-".repeat(title.len()));
+}
+
+/// `label  value` lines; long values wrap under themselves, and unbroken ones
+/// (fingerprints) are split hard at the width so they can be pasted back whole.
+fn facts(out: &mut String, facts: &[Fact]) {
+    const LABEL: usize = 20;
+    for f in facts {
+        let value = printable(&f.value);
+        let indent = " ".repeat(LABEL + 2);
+        let wrapped = wrap(&value, WIDTH, &indent);
+        let mut lines = wrapped.lines();
+        let first = lines.next().map(|l| l.trim_start()).unwrap_or("");
+        let _ = writeln!(out, "  {:<LABEL$}{}", f.label, hard_wrap(first, WIDTH - LABEL - 2, &indent));
+        for line in lines {
+            let _ = writeln!(out, "{indent}{}", hard_wrap(line.trim_start(), WIDTH - LABEL - 2, &indent));
+        }
+    }
+}
+
+/// Splits a single over-long word (a hash list without spaces) at the width.
+fn hard_wrap(text: &str, width: usize, indent: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= width {
+        return text.to_owned();
+    }
+    chars
+        .chunks(width)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
+}

@@ -1,0 +1,149 @@
+//! The listeners: binds the HTTPS and plain-HTTP ports, accepts connections under
+//! a global concurrency limit, and gives each its own task. A connection's
+//! failure is logged inside its task and goes no further.
+//!
+//! - [`tls`]: capture → handshake → attempt record → HTTP, for the HTTPS port.
+//! - [`plain`]: the plain-HTTP port.
+//! - [`http`]: serves HTTP/1.1 and HTTP/2 on an established connection.
+
+mod http;
+mod plain;
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::certs;
+use crate::config::Config;
+use crate::web::{self, AppState};
+
+/// What every connection task needs.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub acceptor: TlsAcceptor,
+    pub app: axum::Router,
+    pub state: AppState,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // TlsAcceptor has no Debug; the config is what matters in a dump.
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A bound, not yet running, server.
+#[derive(Debug)]
+pub struct Server {
+    https: TcpListener,
+    http: TcpListener,
+    shared: Arc<Shared>,
+    cert_path: PathBuf,
+}
+
+impl Server {
+    /// Loads (or generates) the certificate and binds both listeners.
+    pub async fn bind(config: Config) -> Result<Self> {
+        let identity = certs::load(&config.cert)?;
+        let cert_path = identity.cert_path.clone();
+        let (tls_config, profile) = certs::server_config(identity)?;
+        let https = TcpListener::bind(config.https_addr)
+            .await
+            .with_context(|| bind_hint("HTTPS", config.https_addr))?;
+        let http = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| bind_hint("HTTP", config.http_addr))?;
+        let state = AppState::new(Arc::new(profile));
+        let shared = Arc::new(Shared {
+            acceptor: TlsAcceptor::from(tls_config),
+            app: web::router(state.clone()),
+            state,
+            config,
+            next_id: AtomicU64::new(1),
+        });
+        Ok(Self {
+            https,
+            http,
+            shared,
+            cert_path,
+        })
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The PEM file of the certificate being served (for clients that must trust it).
+    pub fn cert_path(&self) -> &std::path::Path {
+        &self.cert_path
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
+        let https = accept_loop(self.https, limit.clone(), self.shared.clone(), tls::serve);
+        let http = accept_loop(self.http, limit, self.shared, plain::serve);
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down"),
+            _ = https => {},
+            _ = http => {},
+        }
+    }
+}
+
+fn bind_hint(what: &str, addr: SocketAddr) -> String {
+    format!(
+        "binding the {what} listener to {addr} (is another process using the port? \
+         ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    )
+}
+
+async fn accept_loop<F, Fut>(listener: TcpListener, limit: Arc<Semaphore>, shared: Arc<Shared>, handle: F)
+where
+    F: Fn(TcpStream, SocketAddr, SocketAddr, Arc<Shared>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return; // semaphore closed: shutting down
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(5);
+                let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let task = handle(stream, peer, local, shared.clone());
+                tokio::spawn(async move {
+                    task.await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Usually EMFILE/ENFILE: back off instead of spinning.
+                tracing::warn!(error = %err, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}

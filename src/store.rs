@@ -1,0 +1,232 @@
+//! Recent attempts, in memory, looked up by client address.
+//!
+//! Bounded three ways so no client (or crowd of clients) can grow it without
+//! limit: attempts kept per address, attempts kept in total, and an estimate of
+//! the bytes they hold. Entries also expire (default one hour). The oldest go
+//! first. A caller only ever gets the attempts of the address it asks for;
+//! handlers ask only for the caller's own.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::attempt::TlsAttempt;
+
+/// Limits for [`AttemptStore`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    pub per_address: usize,
+    pub total: usize,
+    /// Upper bound on the estimated bytes held by all attempts together.
+    pub total_bytes: usize,
+    pub ttl: Duration,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            per_address: 50,
+            total: 20_000,
+            total_bytes: 64 * 1024 * 1024,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    at: Instant,
+    attempt: Arc<TlsAttempt>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    by_address: HashMap<IpAddr, VecDeque<Entry>>,
+    /// Global insertion order: (address, id), oldest first.
+    order: VecDeque<(IpAddr, u64)>,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct AttemptStore {
+    limits: StoreLimits,
+    inner: Mutex<Inner>,
+}
+
+impl AttemptStore {
+    pub fn new(limits: StoreLimits) -> Self {
+        Self {
+            limits,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn record(&self, attempt: Arc<TlsAttempt>) {
+        self.record_at(attempt, Instant::now());
+    }
+
+    pub fn record_at(&self, attempt: Arc<TlsAttempt>, now: Instant) {
+        let address = attempt.peer.ip();
+        let id = attempt.id;
+        let bytes = approx_bytes(&attempt);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let list = inner.by_address.entry(address).or_default();
+        list.push_back(Entry { at: now, attempt, bytes });
+        inner.bytes += bytes;
+        inner.order.push_back((address, id));
+        if list.len() > self.limits.per_address {
+            if let Some(old) = list.pop_front() {
+                inner.bytes -= old.bytes;
+            }
+        }
+        self.evict(inner, now);
+    }
+
+    /// The address's attempts, newest first, expired ones left out.
+    pub fn recent(&self, address: IpAddr) -> Vec<Arc<TlsAttempt>> {
+        self.recent_at(address, Instant::now())
+    }
+
+    pub fn recent_at(&self, address: IpAddr, now: Instant) -> Vec<Arc<TlsAttempt>> {
+        let mut inner = self.lock();
+        self.evict(&mut inner, now);
+        inner
+            .by_address
+            .get(&address)
+            .map(|list| list.iter().rev().map(|e| e.attempt.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Total attempts held (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.lock().by_address.values().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves only plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops the oldest attempts while any limit is exceeded or they have expired.
+    fn evict(&self, inner: &mut Inner, now: Instant) {
+        while let Some(&(address, id)) = inner.order.front() {
+            let Some(list) = inner.by_address.get_mut(&address) else {
+                inner.order.pop_front();
+                continue;
+            };
+            // Already dropped by the per-address cap.
+            if list.front().is_none_or(|e| e.attempt.id != id) {
+                if list.is_empty() {
+                    inner.by_address.remove(&address);
+                }
+                inner.order.pop_front();
+                continue;
+            }
+            let expired = list
+                .front()
+                .is_some_and(|e| now.saturating_duration_since(e.at) >= self.limits.ttl);
+            let over = inner.order.len() > self.limits.total || inner.bytes > self.limits.total_bytes;
+            if !expired && !over {
+                break;
+            }
+            if let Some(old) = list.pop_front() {
+                inner.bytes -= old.bytes;
+            }
+            if list.is_empty() {
+                inner.by_address.remove(&address);
+            }
+            inner.order.pop_front();
+        }
+    }
+}
+
+/// What an attempt costs to keep: its raw bytes, roughly twice that for the
+/// parsed hello, the read log, and a fixed overhead.
+fn approx_bytes(a: &TlsAttempt) -> usize {
+    1024 + a.raw.len() * 3 + a.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::{Arrival, Outcome, StallEnd};
+    use std::net::SocketAddr;
+    use std::time::SystemTime;
+
+    fn attempt(id: u64, ip: [u8; 4]) -> Arc<TlsAttempt> {
+        Arc::new(TlsAttempt {
+            id,
+            peer: SocketAddr::from((ip, 40000)),
+            local: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            started_at: SystemTime::now(),
+            arrival: Arrival {
+                bytes: 0,
+                read_count: 0,
+                reads: vec![],
+                capture_ms: 0.0,
+            },
+            raw: vec![],
+            client_hello: None,
+            fingerprints: None,
+            negotiated: None,
+            handshake_ms: None,
+            outcome: Outcome::NoData {
+                ended: StallEnd::Timeout,
+            },
+        })
+    }
+
+    fn ids(list: &[Arc<TlsAttempt>]) -> Vec<u64> {
+        list.iter().map(|a| a.id).collect()
+    }
+
+    #[test]
+    fn returns_only_the_callers_attempts_newest_first() {
+        let store = AttemptStore::new(StoreLimits::default());
+        let now = Instant::now();
+        store.record_at(attempt(1, [127, 0, 0, 1]), now);
+        store.record_at(attempt(2, [127, 0, 0, 2]), now);
+        store.record_at(attempt(3, [127, 0, 0, 1]), now);
+        assert_eq!(ids(&store.recent_at([127, 0, 0, 1].into(), now)), vec![3, 1]);
+        assert_eq!(ids(&store.recent_at([127, 0, 0, 2].into(), now)), vec![2]);
+        assert!(store.recent_at([127, 0, 0, 3].into(), now).is_empty());
+    }
+
+    #[test]
+    fn caps_per_address_and_in_total() {
+        let limits = StoreLimits {
+            per_address: 2,
+            total: 3,
+            ..StoreLimits::default()
+        };
+        let store = AttemptStore::new(limits);
+        let now = Instant::now();
+        for id in 1..=4 {
+            store.record_at(attempt(id, [10, 0, 0, 1]), now);
+        }
+        assert_eq!(ids(&store.recent_at([10, 0, 0, 1].into(), now)), vec![4, 3]);
+        store.record_at(attempt(5, [10, 0, 0, 2]), now);
+        store.record_at(attempt(6, [10, 0, 0, 3]), now);
+        assert_eq!(store.len(), 3);
+        assert_eq!(ids(&store.recent_at([10, 0, 0, 1].into(), now)), vec![4]);
+    }
+
+    #[test]
+    fn expires_old_attempts() {
+        let store = AttemptStore::new(StoreLimits::default());
+        let then = Instant::now();
+        store.record_at(attempt(1, [127, 0, 0, 1]), then);
+        let later = then + Duration::from_secs(3601);
+        assert!(store.recent_at([127, 0, 0, 1].into(), later).is_empty());
+        assert!(store.is_empty());
+    }
+}

@@ -1,0 +1,33 @@
+//! Errors a handler can return. Client mistakes get a 4xx with a short message;
+//! internal faults get a generic 500 and the detail goes to the log only.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request carries no connection context: the router was called outside
+    /// the server (a wiring bug, never the client's fault).
+    #[error("missing connection context")]
+    NoConnection,
+    #[error("rendering failed: {0}")]
+    Render(#[from] askama::Error),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+            AppError::BadRequest(msg) => (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
+            internal => {
+                tracing::error!(error = %internal, "internal error while answering a request");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The connection report handlers.
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, Version};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::negotiate::{negotiate, Format};
+use super::{AppError, AppState, ConnectionContext};
+use crate::diagnose;
+use crate::report::html::ReportPage;
+use crate::report::{text, ConnectionReport, HttpFacts};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FormatQuery {
+    format: Option<String>,
+}
+
+pub(super) async fn connection(
+    State(state): State<AppState>,
+    Query(query): Query<FormatQuery>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let format = negotiate(request.headers(), query.format.as_deref());
+    let report = build(&state, &request)?;
+    render(&report, format)
+}
+
+pub(super) async fn connection_json(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
+    render(&build(&state, &request)?, Format::Json)
+}
+
+fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppError> {
+    let context = request
+        .extensions()
+        .get::<ConnectionContext>()
+        .ok_or(AppError::NoConnection)?;
+    let http = http_facts(request.headers(), request.version());
+    Ok(match context {
+        ConnectionContext::Tls(attempt) => {
+            let findings = diagnose::attempt(attempt, &state.profile);
+            ConnectionReport::for_tls(attempt, http, findings)
+        }
+        ConnectionContext::Plain { peer, .. } => ConnectionReport::for_plain(*peer, http, Vec::new()),
+    })
+}
+
+fn http_facts(headers: &HeaderMap, version: Version) -> HttpFacts {
+    let text = |name| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    HttpFacts {
+        http_version: match version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_11 => "HTTP/1.1",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP",
+        }
+        .to_owned(),
+        user_agent: text(header::USER_AGENT),
+        host: text(header::HOST),
+    }
+}
+
+fn render(report: &ConnectionReport, format: Format) -> Result<Response, AppError> {
+    let no_store = (header::CACHE_CONTROL, "no-store");
+    Ok(match format {
+        Format::Json => (
+            [(header::CONTENT_TYPE, "application/json"), no_store],
+            report.to_json(),
+        )
+            .into_response(),
+        Format::Text => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), no_store],
+            text::render(report),
+        )
+            .into_response(),
+        Format::Html => {
+            let page = askama::Template::render(&ReportPage { r: report })?;
+            ([no_store], Html(page)).into_response()
+        }
+    })
+}
