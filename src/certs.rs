@@ -44,10 +44,13 @@ pub fn load(source: &CertSource) -> Result<Identity> {
 }
 
 fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating certificate directory {}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("creating certificate directory {}", dir.display()))?;
     let names: Vec<String> = DEV_NAMES.iter().map(|s| s.to_string()).collect();
-    let generated = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
-    fs::write(cert_path, generated.cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+    let generated = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
+    fs::write(cert_path, generated.cert.pem())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
     write_private(key_path, generated.key_pair.serialize_pem().as_bytes())?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed development certificate for localhost");
     Ok(())
@@ -64,7 +67,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(not(unix))]
@@ -83,8 +87,12 @@ fn read_pair(cert: &Path, key: &Path) -> Result<Identity> {
             cert.display()
         );
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading a PEM private key from {} (PKCS#8, PKCS#1 or SEC1)", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
+        format!(
+            "reading a PEM private key from {} (PKCS#8, PKCS#1 or SEC1)",
+            key.display()
+        )
+    })?;
     Ok(Identity {
         chain,
         key,
@@ -96,14 +104,27 @@ fn read_pair(cert: &Path, key: &Path) -> Result<Identity> {
 /// preferred, ALPN h2 and http/1.1) and the profile describing it.
 pub fn server_config(identity: Identity) -> Result<(Arc<ServerConfig>, ServerProfile)> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let served_names = served_names(&identity.chain[0])
-        .with_context(|| format!("reading subject names from {}", identity.cert_path.display()))?;
+    let served_names = served_names(&identity.chain[0]).with_context(|| {
+        format!(
+            "reading subject names from {}",
+            identity.cert_path.display()
+        )
+    })?;
     let signing_key = provider
         .key_provider
         .load_private_key(identity.key.clone_key())
-        .with_context(|| format!("loading the private key for {}", identity.cert_path.display()))?;
+        .with_context(|| {
+            format!(
+                "loading the private key for {}",
+                identity.cert_path.display()
+            )
+        })?;
     let signature_schemes = all_signature_schemes()
-        .filter(|s| signing_key.choose_scheme(&[rustls::SignatureScheme::from(s.0)]).is_some())
+        .filter(|s| {
+            signing_key
+                .choose_scheme(&[rustls::SignatureScheme::from(s.0)])
+                .is_some()
+        })
         .collect();
     let profile = ServerProfile {
         versions: vec![ProtocolVersion::TLS_1_3, ProtocolVersion::TLS_1_2],
@@ -125,7 +146,12 @@ pub fn server_config(identity: Identity) -> Result<(Arc<ServerConfig>, ServerPro
         .context("configuring TLS versions")?
         .with_no_client_auth()
         .with_single_cert(identity.chain, identity.key)
-        .with_context(|| format!("certificate and key in {} do not match", identity.cert_path.display()))?;
+        .with_context(|| {
+            format!(
+                "certificate and key in {} do not match",
+                identity.cert_path.display()
+            )
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), profile))
 }
@@ -150,14 +176,17 @@ fn all_signature_schemes() -> impl Iterator<Item = SignatureScheme> {
 /// it has none, as old certificates do).
 fn served_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>> {
     use x509_parser::extensions::GeneralName;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).context("parsing the leaf certificate")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .context("parsing the leaf certificate")?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
                 GeneralName::DNSName(dns) => names.push(dns.to_string()),
                 GeneralName::IPAddress(ip) => match ip.len() {
-                    4 => names.push(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string()),
+                    4 => {
+                        names.push(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string())
+                    }
                     16 => {
                         let mut octets = [0u8; 16];
                         octets.copy_from_slice(ip);
@@ -170,7 +199,12 @@ fn served_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>> {
         }
     }
     if names.is_empty() {
-        if let Some(cn) = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()) {
+        if let Some(cn) = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+        {
             names.push(cn.to_string());
         }
     }

@@ -56,9 +56,14 @@ pub struct Args {
 /// Where the certificate comes from.
 #[derive(Debug, Clone)]
 pub enum CertSource {
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// Generate (or reuse) a self-signed localhost certificate in this directory.
-    Generated { dir: PathBuf },
+    Generated {
+        dir: PathBuf,
+    },
 }
 
 /// Checked settings.
@@ -92,7 +97,12 @@ impl Args {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let check = |flag, got: Duration, min, max| {
             if got < min || got > max {
-                Err(ConfigError::OutOfRange { flag, min, max, got })
+                Err(ConfigError::OutOfRange {
+                    flag,
+                    min,
+                    max,
+                    got,
+                })
             } else {
                 Ok(got)
             }
@@ -103,9 +113,16 @@ impl Args {
             http_addr: self.http_addr,
             cert: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => CertSource::Files { cert, key },
-                _ => CertSource::Generated { dir: self.certs_dir },
+                _ => CertSource::Generated {
+                    dir: self.certs_dir,
+                },
             },
-            hello_timeout: check("hello-timeout", self.hello_timeout, Duration::from_millis(100), secs(120))?,
+            hello_timeout: check(
+                "hello-timeout",
+                self.hello_timeout,
+                Duration::from_millis(100),
+                secs(120),
+            )?,
             handshake_timeout: check(
                 "handshake-timeout",
                 self.handshake_timeout,

@@ -76,7 +76,11 @@ impl AttemptStore {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let list = inner.by_address.entry(address).or_default();
-        list.push_back(Entry { at: now, attempt, bytes });
+        list.push_back(Entry {
+            at: now,
+            attempt,
+            bytes,
+        });
         inner.bytes += bytes;
         inner.order.push_back((address, id));
         if list.len() > self.limits.per_address {
@@ -113,7 +117,9 @@ impl AttemptStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves only plain data behind; keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Drops the oldest attempts while any limit is exceeded or they have expired.
@@ -134,7 +140,8 @@ impl AttemptStore {
             let expired = list
                 .front()
                 .is_some_and(|e| now.saturating_duration_since(e.at) >= self.limits.ttl);
-            let over = inner.order.len() > self.limits.total || inner.bytes > self.limits.total_bytes;
+            let over =
+                inner.order.len() > self.limits.total || inner.bytes > self.limits.total_bytes;
             if !expired && !over {
                 break;
             }
@@ -152,7 +159,8 @@ impl AttemptStore {
 /// What an attempt costs to keep: its raw bytes, roughly twice that for the
 /// parsed hello, the read log, and a fixed overhead.
 fn approx_bytes(a: &TlsAttempt) -> usize {
-    1024 + a.raw.len() * 3 + a.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>()
+    1024 + a.raw.len() * 3
+        + a.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>()
 }
 
 #[cfg(test)]
@@ -196,7 +204,10 @@ mod tests {
         store.record_at(attempt(1, [127, 0, 0, 1]), now);
         store.record_at(attempt(2, [127, 0, 0, 2]), now);
         store.record_at(attempt(3, [127, 0, 0, 1]), now);
-        assert_eq!(ids(&store.recent_at([127, 0, 0, 1].into(), now)), vec![3, 1]);
+        assert_eq!(
+            ids(&store.recent_at([127, 0, 0, 1].into(), now)),
+            vec![3, 1]
+        );
         assert_eq!(ids(&store.recent_at([127, 0, 0, 2].into(), now)), vec![2]);
         assert!(store.recent_at([127, 0, 0, 3].into(), now).is_empty());
     }

@@ -1,6 +1,7 @@
 //! Real command-line clients (curl, openssl s_client) against the real server.
 //! Expected values come from each client's own configuration: the flags we pass
 //! and what the tool itself reports (`curl --version`).
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -25,7 +26,10 @@ async fn s_client(server: &TestServer, args: &[&str], path: &str) -> String {
         .expect("openssl runs");
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: openssl-s_client\r\nConnection: close\r\n\r\n");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(request.as_bytes()).await.expect("write request");
+    stdin
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
     let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
         .await
         .expect("openssl finishes")
@@ -97,7 +101,10 @@ async fn openssl_tls12_with_explicit_ciphers_groups_alpn_and_sni() {
     assert_eq!(h["highest_version"]["name"], "TLS 1.2");
     let negotiated = &report["tls"]["negotiated"];
     assert_eq!(negotiated["version"]["name"], "TLS 1.2");
-    assert_eq!(negotiated["cipher_suite"]["name"], "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    assert_eq!(
+        negotiated["cipher_suite"]["name"],
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    );
     assert_eq!(negotiated["key_exchange_group"]["name"], "secp256r1");
     assert_eq!(negotiated["alpn"], "http/1.1");
     assert_eq!(report["connection"]["user_agent"], "openssl-s_client");
@@ -127,18 +134,31 @@ async fn openssl_tls13_with_explicit_ciphersuite_and_no_sni() {
     .await;
     let report = json(&body);
     let h = hello(&report);
-    let tls13: Vec<u64> = ids(&h["cipher_suites"]).into_iter().filter(|id| id >> 8 == 0x13).collect();
+    let tls13: Vec<u64> = ids(&h["cipher_suites"])
+        .into_iter()
+        .filter(|id| id >> 8 == 0x13)
+        .collect();
     assert_eq!(tls13, vec![0x1303]);
     assert!(h["sni"].is_null());
     assert!(extension(&report, "server_name").is_none());
     let shares = &extension(&report, "key_share").unwrap()["decoded"]["shares"];
     assert_eq!(shares[0]["group"]["name"], "x25519");
     assert_eq!(shares[0]["key_exchange_length"], 32);
-    assert_eq!(report["tls"]["negotiated"]["cipher_suite"]["name"], "TLS_CHACHA20_POLY1305_SHA256");
+    assert_eq!(
+        report["tls"]["negotiated"]["cipher_suite"]["name"],
+        "TLS_CHACHA20_POLY1305_SHA256"
+    );
     assert_eq!(report["tls"]["negotiated"]["version"]["name"], "TLS 1.3");
-    assert!(finding_ids(&report).contains(&"tls.no-sni".to_owned()), "{:?}", finding_ids(&report));
+    assert!(
+        finding_ids(&report).contains(&"tls.no-sni".to_owned()),
+        "{:?}",
+        finding_ids(&report)
+    );
     // JA4's SNI flag is "i" without a server name.
-    assert_eq!(&report["tls"]["fingerprints"]["ja4"].as_str().unwrap()[..4], "t13i");
+    assert_eq!(
+        &report["tls"]["fingerprints"]["ja4"].as_str().unwrap()[..4],
+        "t13i"
+    );
 }
 
 async fn curl(args: &[&str]) -> (String, String) {
@@ -148,7 +168,11 @@ async fn curl(args: &[&str]) -> (String, String) {
         .output()
         .await
         .expect("curl runs");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -157,7 +181,10 @@ async fn curl(args: &[&str]) -> (String, String) {
 
 async fn curl_version() -> String {
     let (out, _) = curl(&["--version"]).await;
-    out.split_whitespace().nth(1).expect("curl version").to_owned()
+    out.split_whitespace()
+        .nth(1)
+        .expect("curl version")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,7 +197,10 @@ async fn curl_gets_json_describing_its_own_hello() {
     let cert = server.cert.to_string_lossy().into_owned();
     let (body, _) = curl(&["--cacert", &cert, "-H", "Accept: application/json", &url]).await;
     let report = json(&body);
-    assert_eq!(report["connection"]["user_agent"], format!("curl/{}", curl_version().await));
+    assert_eq!(
+        report["connection"]["user_agent"],
+        format!("curl/{}", curl_version().await)
+    );
     assert_eq!(report["schema_version"], 1);
     let h = hello(&report);
     assert_eq!(h["sni"], "localhost");
@@ -188,13 +218,31 @@ async fn curl_gets_a_text_report_that_fits_80_columns() {
     let server = TestServer::start().await;
     let url = format!("https://localhost:{}/", server.https.port());
     let cert = server.cert.to_string_lossy().into_owned();
-    let (text, _) = curl(&["--cacert", &cert, "--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384", &url]).await;
+    let (text, _) = curl(&[
+        "--cacert",
+        &cert,
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        &url,
+    ])
+    .await;
     assert!(text.starts_with("tlsdiag: what your client sent"), "{text}");
     assert!(text.contains("TLS 1.2"), "{text}");
-    assert!(text.contains("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"), "{text}");
-    assert!(text.contains(&format!("curl/{}", curl_version().await)), "{text}");
+    assert!(
+        text.contains("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("curl/{}", curl_version().await)),
+        "{text}"
+    );
     for line in text.lines() {
-        assert!(line.chars().count() <= 80, "line longer than 80 columns: {line:?}");
+        assert!(
+            line.chars().count() <= 80,
+            "line longer than 80 columns: {line:?}"
+        );
     }
     assert!(!text.contains('<'), "text output must not be HTML");
 }

@@ -1,6 +1,7 @@
 //! A real rustls client against the real server: the JSON report shows exactly
 //! what the client was configured to send, however the ClientHello was cut up
 //! on the way.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
@@ -14,7 +15,10 @@ const X25519MLKEM768_SHARE: u64 = 1184 + 32;
 /// rustls' default post-quantum ClientHello is ~1,480 bytes; a second ALPN
 /// value (which the server ignores: it picks http/1.1) takes it past 1,500,
 /// like a browser's.
-const ALPN: &[&str] = &["http/1.1", "x-tlsdiag-test-a-second-protocol-to-pass-1500-bytes"];
+const ALPN: &[&str] = &[
+    "http/1.1",
+    "x-tlsdiag-test-a-second-protocol-to-pass-1500-bytes",
+];
 
 fn hello(report: &Value) -> &Value {
     &report["tls"]["client_hello"]
@@ -31,7 +35,11 @@ async fn report_shows_what_the_rustls_client_was_configured_to_send() {
 
     assert_eq!(h["sni"], "localhost");
     assert_eq!(h["alpn"], serde_json::json!(ALPN));
-    assert!(h["wire_length"].as_u64().unwrap() > 1500, "{}", h["wire_length"]);
+    assert!(
+        h["wire_length"].as_u64().unwrap() > 1500,
+        "{}",
+        h["wire_length"]
+    );
     let offered: Vec<u64> = ids(&h["cipher_suites"])
         .into_iter()
         .filter(|id| *id != 0x00ff) // rustls adds the renegotiation SCSV for TLS 1.2
@@ -47,7 +55,15 @@ async fn report_shows_what_the_rustls_client_was_configured_to_send() {
         .iter()
         .map(|g| u64::from(u16::from(g.name())))
         .collect();
-    assert_eq!(ids(&h["extensions"].as_array().unwrap().iter().find(|e| e["type"]["id"] == 10).unwrap()["decoded"]["groups"]), groups);
+    assert_eq!(
+        ids(&h["extensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"]["id"] == 10)
+            .unwrap()["decoded"]["groups"]),
+        groups
+    );
     assert_eq!(groups[0], 0x11ec, "aws-lc-rs offers X25519MLKEM768 first");
 
     let shares = h["extensions"]
@@ -65,7 +81,10 @@ async fn report_shows_what_the_rustls_client_was_configured_to_send() {
     assert_eq!(negotiated["key_exchange_group"]["name"], "X25519MLKEM768");
     assert_eq!(negotiated["alpn"], "http/1.1");
     assert_eq!(report["connection"]["scheme"], "https");
-    assert!(report["summary"].as_str().unwrap().starts_with("TLS 1.3, X25519MLKEM768, ClientHello "));
+    assert!(report["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("TLS 1.3, X25519MLKEM768, ClientHello "));
 }
 
 /// The same client's hello delivered four ways. The server must parse each the
@@ -97,7 +116,10 @@ async fn a_split_hello_parses_identically_and_the_report_shows_how_it_arrived() 
             .map(|r| r["bytes"].as_u64().unwrap())
             .collect();
         let total = sent.len() as u64;
-        assert!(total > 1500, "the post-quantum ClientHello is {total} bytes");
+        assert!(
+            total > 1500,
+            "the post-quantum ClientHello is {total} bytes"
+        );
         let h = hello(&report);
         // The random is 32 bytes at offset 11 of what the client wrote.
         assert_eq!(h["random"], hex(&sent[11..43]), "{delivery:?}");
@@ -110,11 +132,19 @@ async fn a_split_hello_parses_identically_and_the_report_shows_how_it_arrived() 
                 assert_eq!(reads, vec![n as u64, total - n as u64]);
                 let gap = arrival["reads"][1]["gap_ms"].as_f64().unwrap();
                 assert!(gap >= 50.0, "gap between the pieces: {gap} ms");
-                assert!(report["summary"].as_str().unwrap().contains(" in 2 reads"), "{}", report["summary"]);
+                assert!(
+                    report["summary"].as_str().unwrap().contains(" in 2 reads"),
+                    "{}",
+                    report["summary"]
+                );
             }
             Delivery::BytePerWrite => {
                 assert_eq!(reads.iter().sum::<u64>(), total);
-                assert!(reads.len() as u64 > total / 4, "{} reads for {total} one-byte writes", reads.len());
+                assert!(
+                    reads.len() as u64 > total / 4,
+                    "{} reads for {total} one-byte writes",
+                    reads.len()
+                );
                 assert_eq!(arrival["read_count"].as_u64().unwrap(), reads.len() as u64);
             }
             Delivery::TwoRecords(_) => {
@@ -125,10 +155,14 @@ async fn a_split_hello_parses_identically_and_the_report_shows_how_it_arrived() 
         }
         // rustls shuffles extension order per connection, so each delivery is
         // compared with the bytes that same client wrote, parsed whole.
-        let whole = serde_json::to_value(tlsdiag::hello::parse_client_hello(&sent).expect("client's hello parses"))
-            .expect("serializes");
+        let whole = serde_json::to_value(
+            tlsdiag::hello::parse_client_hello(&sent).expect("client's hello parses"),
+        )
+        .expect("serializes");
         for (key, want) in whole.as_object().unwrap() {
-            if matches!(delivery, Delivery::TwoRecords(_)) && (key == "records" || key == "wire_length") {
+            if matches!(delivery, Delivery::TwoRecords(_))
+                && (key == "records" || key == "wire_length")
+            {
                 continue;
             }
             assert_eq!(&h[key], want, "{delivery:?}: field {key}");
@@ -152,6 +186,12 @@ async fn plain_http_listener_reports_an_unencrypted_connection() {
     assert_eq!(report["connection"]["scheme"], "http");
     assert_eq!(report["connection"]["encrypted"], false);
     assert!(report["tls"].is_null());
-    let text = http_request_from(server.http, [127, 0, 0, 1].into(), "/", &[("User-Agent", "curl/8.5.0")]).await;
+    let text = http_request_from(
+        server.http,
+        [127, 0, 0, 1].into(),
+        "/",
+        &[("User-Agent", "curl/8.5.0")],
+    )
+    .await;
     assert!(text.contains("not encrypted"), "{text}");
 }

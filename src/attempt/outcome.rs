@@ -48,14 +48,17 @@ pub enum HandshakeError {
 impl HandshakeError {
     /// Maps the error `tokio-rustls` returns from `accept`.
     pub fn from_io(err: &io::Error) -> Self {
-        if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        if let Some(tls) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
             return Self::from_rustls(tls);
         }
         match err.kind() {
             io::ErrorKind::UnexpectedEof => Self::Closed,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-                Self::Reset
-            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Self::Reset,
             io::ErrorKind::TimedOut => Self::Timeout,
             _ => Self::Other(err.to_string()),
         }
@@ -67,9 +70,9 @@ impl HandshakeError {
             rustls::Error::AlertReceived(alert) => Self::Alert(AlertDescription(u8::from(*alert))),
             rustls::Error::PeerIncompatible(p) => match p {
                 P::NoCipherSuitesInCommon => Self::NoSharedCipher,
-                P::NoKxGroupsInCommon | P::KeyShareExtensionRequired | P::NamedGroupsExtensionRequired => {
-                    Self::NoSharedGroup
-                }
+                P::NoKxGroupsInCommon
+                | P::KeyShareExtensionRequired
+                | P::NamedGroupsExtensionRequired => Self::NoSharedGroup,
                 P::NoSignatureSchemesInCommon | P::SignatureAlgorithmsExtensionRequired => {
                     Self::NoSharedSignatureScheme
                 }
@@ -94,7 +97,9 @@ pub enum Outcome {
     /// The handshake completed.
     Completed,
     /// TCP connected, then no byte arrived before the deadline (or before close).
-    NoData { ended: StallEnd },
+    NoData {
+        ended: StallEnd,
+    },
     /// Part of a ClientHello arrived, the rest never did.
     HelloIncomplete {
         received: usize,
@@ -109,14 +114,20 @@ pub enum Outcome {
         preview: String,
     },
     /// TLS, but a ClientHello we cannot parse (or a record TLS forbids).
-    Malformed { detail: String },
+    Malformed {
+        detail: String,
+    },
     /// The client's highest version is below what we accept (TLS 1.2).
-    VersionTooOld { offered: ProtocolVersion },
+    VersionTooOld {
+        offered: ProtocolVersion,
+    },
     NoSharedCipher,
     NoSharedGroup,
     NoSharedSignatureScheme,
     /// The client aborted the handshake with an alert.
-    ClientAlert { alert: AlertDescription },
+    ClientAlert {
+        alert: AlertDescription,
+    },
     /// The client closed after its ClientHello, without an alert.
     ClosedMidHandshake,
     /// The connection was reset after the ClientHello.
@@ -124,7 +135,9 @@ pub enum Outcome {
     /// The ClientHello arrived but the handshake did not finish in time.
     HandshakeTimeout,
     /// Any other failure, with the TLS stack's words.
-    OtherError { detail: String },
+    OtherError {
+        detail: String,
+    },
 }
 
 /// Decides the outcome from how capture ended and, when the hello was complete,
@@ -205,18 +218,30 @@ mod tests {
 
     #[test]
     fn preview_escapes_everything_unprintable() {
-        assert_eq!(preview(b"GET / HTTP/1.1\r\n\x00\xff"), "GET / HTTP/1.1\\r\\n\\x00\\xff");
+        assert_eq!(
+            preview(b"GET / HTTP/1.1\r\n\x00\xff"),
+            "GET / HTTP/1.1\\r\\n\\x00\\xff"
+        );
     }
 
     #[test]
     fn a_stall_with_no_bytes_is_no_data() {
         let got = classify(&CaptureEnd::TimedOut { need: None }, b"", None);
-        assert_eq!(got, Outcome::NoData { ended: StallEnd::Timeout });
+        assert_eq!(
+            got,
+            Outcome::NoData {
+                ended: StallEnd::Timeout
+            }
+        );
     }
 
     #[test]
     fn a_partial_hello_reports_received_and_expected() {
-        let got = classify(&CaptureEnd::TimedOut { need: Some(1547) }, &[0x16; 1460], None);
+        let got = classify(
+            &CaptureEnd::TimedOut { need: Some(1547) },
+            &[0x16; 1460],
+            None,
+        );
         assert_eq!(
             got,
             Outcome::HelloIncomplete {

@@ -120,7 +120,9 @@ where
                 }
                 match hello::parse_client_hello(&bytes) {
                     Ok(hello) => break CaptureEnd::Complete(Box::new(hello)),
-                    Err(HelloError::Incomplete { need, .. }) if need <= MAX_CAPTURE_BYTES => continue,
+                    Err(HelloError::Incomplete { need, .. }) if need <= MAX_CAPTURE_BYTES => {
+                        continue
+                    }
                     Err(HelloError::Incomplete { need, .. }) => {
                         break CaptureEnd::Rejected(HelloError::TooLarge {
                             length: need,
@@ -188,7 +190,12 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(4096);
         client.write_all(&wire[..1460]).await.unwrap();
         let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(10)).await;
-        assert_eq!(cap.end, CaptureEnd::TimedOut { need: Some(wire.len()) });
+        assert_eq!(
+            cap.end,
+            CaptureEnd::TimedOut {
+                need: Some(wire.len())
+            }
+        );
         assert_eq!(cap.bytes.len(), 1460);
         assert_eq!(cap.elapsed, Duration::from_secs(10));
         drop(client);
@@ -201,17 +208,27 @@ mod tests {
         client.write_all(&wire[..700]).await.unwrap();
         drop(client);
         let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(5)).await;
-        assert_eq!(cap.end, CaptureEnd::Closed { need: Some(wire.len()) });
+        assert_eq!(
+            cap.end,
+            CaptureEnd::Closed {
+                need: Some(wire.len())
+            }
+        );
     }
 
     #[tokio::test]
     async fn rejects_plain_http_at_once() {
         let (mut client, mut server) = tokio::io::duplex(4096);
-        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(5)).await;
         assert!(matches!(
             cap.end,
-            CaptureEnd::Rejected(HelloError::NotTls { kind: hello::NotTlsKind::PlainHttp })
+            CaptureEnd::Rejected(HelloError::NotTls {
+                kind: hello::NotTlsKind::PlainHttp
+            })
         ));
     }
 }

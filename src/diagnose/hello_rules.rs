@@ -19,7 +19,11 @@ const SEGMENT_AT_1500_V6: usize = 1428;
 const RETRANSMIT_GAP_MS: f64 = 200.0;
 
 pub(super) fn hello_size(hello: &ClientHello, ipv6: bool) -> Option<Finding> {
-    let segment = if ipv6 { SEGMENT_AT_1500_V6 } else { SEGMENT_AT_1500_V4 };
+    let segment = if ipv6 {
+        SEGMENT_AT_1500_V6
+    } else {
+        SEGMENT_AT_1500_V4
+    };
     let size = hello.wire_length;
     if size <= segment {
         return None;
@@ -42,11 +46,17 @@ pub(super) fn hello_size(hello: &ClientHello, ipv6: bool) -> Option<Finding> {
             }
             ExtensionData::EncryptedClientHello(ech) => {
                 if let Some(len) = ech.payload_length.filter(|l| *l >= 128) {
-                    causes.push(format!("an encrypted ClientHello ({} bytes)", thousands(len)));
+                    causes.push(format!(
+                        "an encrypted ClientHello ({} bytes)",
+                        thousands(len)
+                    ));
                 }
             }
             _ if ext.kind == ExtensionType::PRE_SHARED_KEY && ext.length >= 256 => {
-                causes.push(format!("a resumption ticket ({} bytes)", thousands(ext.length)));
+                causes.push(format!(
+                    "a resumption ticket ({} bytes)",
+                    thousands(ext.length)
+                ));
             }
             _ => {}
         }
@@ -86,17 +96,21 @@ pub(super) fn no_sni(hello: &ClientHello) -> Option<Finding> {
         return None;
     }
     Some(
-        Finding::new("tls.no-sni", Severity::Warning, "The client sent no server name (SNI)")
-            .explain(
-                "The ClientHello has no server_name extension, so the server cannot tell which \
+        Finding::new(
+            "tls.no-sni",
+            Severity::Warning,
+            "The client sent no server name (SNI)",
+        )
+        .explain(
+            "The ClientHello has no server_name extension, so the server cannot tell which \
                  site you want before choosing a certificate. Servers that host several names \
                  (CDNs, load balancers, shared hosting) then answer with a default certificate \
                  whose name does not match, or refuse the handshake. Clients leave SNI out when \
                  they connect to an IP address or are configured not to send it.",
-            )
-            .evidence("server_name extension", "absent")
-            .fix("Connect by hostname, not IP address.")
-            .fix("openssl: pass -servername HOST; most libraries send SNI when given a hostname."),
+        )
+        .evidence("server_name extension", "absent")
+        .fix("Connect by hostname, not IP address.")
+        .fix("openssl: pass -servername HOST; most libraries send SNI when given a hostname."),
     )
 }
 
@@ -201,7 +215,10 @@ mod tests {
     use crate::hello::parse_client_hello;
 
     fn fixture(name: &str) -> ClientHello {
-        let path = format!("{}/tests/fixtures/hellos/{name}.bin", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/hellos/{name}.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
         parse_client_hello(&std::fs::read(path).unwrap()).unwrap()
     }
 
@@ -209,7 +226,9 @@ mod tests {
     fn explains_a_post_quantum_hello_needs_two_packets() {
         let f = hello_size(&fixture("chromium_pq"), false).unwrap();
         assert_eq!(f.title, "ClientHello of 1,917 bytes needs 2 packets");
-        assert!(f.explanation.contains("post-quantum key share (X25519MLKEM768, 1,216 bytes)"));
+        assert!(f
+            .explanation
+            .contains("post-quantum key share (X25519MLKEM768, 1,216 bytes)"));
     }
 
     #[test]

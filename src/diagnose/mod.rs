@@ -30,5 +30,5 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
 
 /// Most severe first; stable for equal severity so rules keep their order.
 pub fn sort(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 }

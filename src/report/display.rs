@@ -54,7 +54,10 @@ impl ConnectionReport {
                     "Key exchange",
                     n.key_exchange_group.map_or("-".into(), |g| g.to_string()),
                 ));
-                out.push(fact("ALPN", n.alpn.clone().unwrap_or_else(|| "(none)".into())));
+                out.push(fact(
+                    "ALPN",
+                    n.alpn.clone().unwrap_or_else(|| "(none)".into()),
+                ));
             }
             None => out.push(fact(
                 "Protocol",
@@ -95,7 +98,11 @@ impl TlsView {
 impl HelloView {
     pub fn facts(&self) -> Vec<Fact> {
         let h = &self.hello;
-        let versions: Vec<String> = h.supported_versions().iter().map(|v| v.to_string()).collect();
+        let versions: Vec<String> = h
+            .supported_versions()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         vec![
             fact(
                 "Record layer",
@@ -105,24 +112,41 @@ impl HelloView {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
-            fact("Handshake length", format!("{} bytes", thousands(h.handshake_length as usize))),
+            fact(
+                "Handshake length",
+                format!("{} bytes", thousands(h.handshake_length as usize)),
+            ),
             fact("legacy_version", h.legacy_version.to_string()),
             fact(
                 "supported_versions",
-                if versions.is_empty() { "(absent)".into() } else { versions.join(", ") },
+                if versions.is_empty() {
+                    "(absent)".into()
+                } else {
+                    versions.join(", ")
+                },
             ),
             fact("Highest offered", self.highest_version.to_string()),
             fact("SNI", self.sni.clone().unwrap_or_else(|| "(none)".into())),
             fact(
                 "ALPN",
-                if self.alpn.is_empty() { "(none)".into() } else { self.alpn.join(", ") },
+                if self.alpn.is_empty() {
+                    "(none)".into()
+                } else {
+                    self.alpn.join(", ")
+                },
             ),
             fact("Session ID", format!("{} bytes", h.session_id.len())),
             fact(
                 "Compression",
                 h.compression_methods
                     .iter()
-                    .map(|m| if *m == 0 { "null".to_string() } else { format!("{m}") })
+                    .map(|m| {
+                        if *m == 0 {
+                            "null".to_string()
+                        } else {
+                            format!("{m}")
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
@@ -131,7 +155,11 @@ impl HelloView {
     }
 
     pub fn cipher_rows(&self) -> Vec<CipherRow> {
-        self.hello.cipher_suites.iter().map(|c| cipher_row(*c)).collect()
+        self.hello
+            .cipher_suites
+            .iter()
+            .map(|c| cipher_row(*c))
+            .collect()
     }
 
     pub fn extension_rows(&self) -> Vec<ExtensionRow> {
@@ -140,7 +168,10 @@ impl HelloView {
             .iter()
             .map(|e| ExtensionRow {
                 hex: format!("0x{:04x}", e.kind.0),
-                name: e.kind.label().map_or_else(|| "unknown".to_string(), str::to_owned),
+                name: e
+                    .kind
+                    .label()
+                    .map_or_else(|| "unknown".to_string(), str::to_owned),
                 length: e.length,
                 detail: extension_detail(e),
             })
@@ -151,7 +182,9 @@ impl HelloView {
 fn cipher_row(c: CipherSuite) -> CipherRow {
     CipherRow {
         hex: format!("0x{:04x}", c.0),
-        name: c.label().map_or_else(|| "unknown".to_string(), str::to_owned),
+        name: c
+            .label()
+            .map_or_else(|| "unknown".to_string(), str::to_owned),
         note: if c.is_grease() {
             "GREASE"
         } else if c.is_signalling() {
@@ -174,7 +207,9 @@ pub fn extension_detail(e: &Extension) -> String {
         ExtensionData::Alpn { protocols } | ExtensionData::ApplicationSettings { protocols } => {
             list(protocols.iter().map(|p| p.name.clone()).collect())
         }
-        ExtensionData::SupportedGroups { groups } => list(groups.iter().map(|g| g.to_string()).collect()),
+        ExtensionData::SupportedGroups { groups } => {
+            list(groups.iter().map(|g| g.to_string()).collect())
+        }
         ExtensionData::EcPointFormats { formats } => list(
             formats
                 .iter()
@@ -192,7 +227,9 @@ pub fn extension_detail(e: &Extension) -> String {
                 .map(|s| s.describe().unwrap_or_else(|| format!("0x{:04x}", s.0)))
                 .collect(),
         ),
-        ExtensionData::SupportedVersions { versions } => list(versions.iter().map(|v| v.to_string()).collect()),
+        ExtensionData::SupportedVersions { versions } => {
+            list(versions.iter().map(|v| v.to_string()).collect())
+        }
         ExtensionData::KeyShare { shares } => list(
             shares
                 .iter()
@@ -209,12 +246,19 @@ pub fn extension_detail(e: &Extension) -> String {
                 })
                 .collect(),
         ),
-        ExtensionData::PreSharedKey { identities, binders } => {
+        ExtensionData::PreSharedKey {
+            identities,
+            binders,
+        } => {
             format!("{identities} identities, {binders} binders")
         }
         ExtensionData::SessionTicket { ticket_length: 0 } => "empty (requesting a ticket)".into(),
-        ExtensionData::SessionTicket { ticket_length } => format!("ticket of {} bytes", thousands(*ticket_length)),
-        ExtensionData::Padding { padding_length } => format!("{} bytes of padding", thousands(*padding_length)),
+        ExtensionData::SessionTicket { ticket_length } => {
+            format!("ticket of {} bytes", thousands(*ticket_length))
+        }
+        ExtensionData::Padding { padding_length } => {
+            format!("{} bytes of padding", thousands(*padding_length))
+        }
         ExtensionData::EncryptedClientHello(ech) => match ech.payload_length {
             Some(len) => format!(
                 "outer, config {}, payload {} bytes",
@@ -237,7 +281,9 @@ pub fn extension_detail(e: &Extension) -> String {
                 })
                 .collect(),
         ),
-        ExtensionData::RecordSizeLimit { limit } => format!("{} bytes", thousands(usize::from(*limit))),
+        ExtensionData::RecordSizeLimit { limit } => {
+            format!("{} bytes", thousands(usize::from(*limit)))
+        }
         ExtensionData::Empty => String::new(),
         ExtensionData::Malformed { reason } => format!("malformed: {reason}"),
         _ => String::new(),

@@ -142,7 +142,10 @@ impl ConnectionReport {
             schema_version: SCHEMA_VERSION,
             generated_at: SystemTime::now(),
             server_version: env!("CARGO_PKG_VERSION"),
-            summary: format!("Plain {}: this connection is not encrypted", http.http_version),
+            summary: format!(
+                "Plain {}: this connection is not encrypted",
+                http.http_version
+            ),
             client: client(peer),
             connection: ConnectionView {
                 scheme: "http",

@@ -30,7 +30,11 @@ pub fn render(r: &ConnectionReport) -> String {
             let _ = writeln!(out, "  [{}] {}", f.severity.as_str(), printable(&f.title));
             out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
             for e in &f.evidence {
-                out.push_str(&wrap(&format!("{}: {}", e.label, printable(&e.value)), WIDTH, "    - "));
+                out.push_str(&wrap(
+                    &format!("{}: {}", e.label, printable(&e.value)),
+                    WIDTH,
+                    "    - ",
+                ));
             }
             for step in &f.fix {
                 out.push_str(&wrap(&format!("Fix: {}", printable(step)), WIDTH, "    "));
@@ -43,11 +47,24 @@ pub fn render(r: &ConnectionReport) -> String {
         section(&mut out, "How the ClientHello arrived");
         out.push_str(&wrap(&tls.arrival_sentence(), WIDTH, "  "));
         for (i, read) in tls.arrival.reads.iter().enumerate().take(20) {
-            let gap = read.gap_ms.map(|g| format!("  (+{g:.1} ms)")).unwrap_or_default();
-            let _ = writeln!(out, "  read {:>3}  at {:>9.1} ms  {:>6} bytes{gap}", i + 1, read.at_ms, read.bytes);
+            let gap = read
+                .gap_ms
+                .map(|g| format!("  (+{g:.1} ms)"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  read {:>3}  at {:>9.1} ms  {:>6} bytes{gap}",
+                i + 1,
+                read.at_ms,
+                read.bytes
+            );
         }
         if tls.arrival.read_count > 20 {
-            let _ = writeln!(out, "  ... {} more reads (see JSON)", tls.arrival.read_count - 20);
+            let _ = writeln!(
+                out,
+                "  ... {} more reads (see JSON)",
+                tls.arrival.read_count - 20
+            );
         }
 
         if let Some(hello) = &tls.client_hello {
@@ -56,11 +73,19 @@ pub fn render(r: &ConnectionReport) -> String {
             let ciphers = hello.cipher_rows();
             let _ = writeln!(out, "\n  Cipher suites ({})", ciphers.len());
             for c in ciphers {
-                let note = if c.note.is_empty() { String::new() } else { format!("  [{}]", c.note) };
+                let note = if c.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", c.note)
+                };
                 let _ = writeln!(out, "    {}  {}{note}", c.hex, c.name);
             }
             let extensions = hello.extension_rows();
-            let _ = writeln!(out, "\n  Extensions ({}, in the order sent)", extensions.len());
+            let _ = writeln!(
+                out,
+                "\n  Extensions ({}, in the order sent)",
+                extensions.len()
+            );
             for e in extensions {
                 let _ = writeln!(out, "    {}  {} ({} bytes)", e.hex, e.name, e.length);
                 if !e.detail.is_empty() {
@@ -73,10 +98,22 @@ pub fn render(r: &ConnectionReport) -> String {
             facts(
                 &mut out,
                 &[
-                    Fact { label: "JA4", value: fp.ja4.clone() },
-                    Fact { label: "JA4_r", value: fp.ja4_r.clone() },
-                    Fact { label: "JA3 (MD5)", value: fp.ja3_md5.clone() },
-                    Fact { label: "JA3", value: fp.ja3.clone() },
+                    Fact {
+                        label: "JA4",
+                        value: fp.ja4.clone(),
+                    },
+                    Fact {
+                        label: "JA4_r",
+                        value: fp.ja4_r.clone(),
+                    },
+                    Fact {
+                        label: "JA3 (MD5)",
+                        value: fp.ja3_md5.clone(),
+                    },
+                    Fact {
+                        label: "JA3",
+                        value: fp.ja3.clone(),
+                    },
                 ],
             );
         }
@@ -99,9 +136,18 @@ fn facts(out: &mut String, facts: &[Fact]) {
         let wrapped = wrap(&value, WIDTH, &indent);
         let mut lines = wrapped.lines();
         let first = lines.next().map(|l| l.trim_start()).unwrap_or("");
-        let _ = writeln!(out, "  {:<LABEL$}{}", f.label, hard_wrap(first, WIDTH - LABEL - 2, &indent));
+        let _ = writeln!(
+            out,
+            "  {:<LABEL$}{}",
+            f.label,
+            hard_wrap(first, WIDTH - LABEL - 2, &indent)
+        );
         for line in lines {
-            let _ = writeln!(out, "{indent}{}", hard_wrap(line.trim_start(), WIDTH - LABEL - 2, &indent));
+            let _ = writeln!(
+                out,
+                "{indent}{}",
+                hard_wrap(line.trim_start(), WIDTH - LABEL - 2, &indent)
+            );
         }
     }
 }

@@ -16,10 +16,12 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = context.peer();
-    let app = shared.app.clone().map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(context.clone());
-        req
-    });
+    let app = shared.app.clone().map_request(
+        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(context.clone());
+            req
+        },
+    );
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -38,7 +38,9 @@ pub(crate) struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // TlsAcceptor has no Debug; the config is what matters in a dump.
-        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,11 +88,15 @@ impl Server {
     }
 
     pub fn https_addr(&self) -> SocketAddr {
-        self.https.local_addr().expect("a bound listener has an address")
+        self.https
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("a bound listener has an address")
+        self.http
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The PEM file of the certificate being served (for clients that must trust it).
@@ -118,8 +124,12 @@ fn bind_hint(what: &str, addr: SocketAddr) -> String {
     )
 }
 
-async fn accept_loop<F, Fut>(listener: TcpListener, limit: Arc<Semaphore>, shared: Arc<Shared>, handle: F)
-where
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    handle: F,
+) where
     F: Fn(TcpStream, SocketAddr, SocketAddr, Arc<Shared>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -131,7 +141,9 @@ where
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let local = stream
+                    .local_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let task = handle(stream, peer, local, shared.clone());
                 tokio::spawn(async move {
                     task.await;

@@ -9,7 +9,12 @@ use tokio::net::TcpStream;
 use super::Shared;
 use crate::web::ConnectionContext;
 
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, local: SocketAddr, shared: Arc<Shared>) {
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+) {
     let _ = stream.set_nodelay(true);
     super::http::serve(stream, ConnectionContext::Plain { peer, local }, &shared).await;
 }

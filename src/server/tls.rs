@@ -17,12 +17,18 @@ use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::web::ConnectionContext;
 
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, local: SocketAddr, shared: Arc<Shared>) {
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+) {
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.set_nodelay(true);
     let mut stream = stream;
-    let capture = capture::read_client_hello(&mut stream, accepted, shared.config.hello_timeout).await;
+    let capture =
+        capture::read_client_hello(&mut stream, accepted, shared.config.hello_timeout).await;
 
     let hello = match &capture.end {
         CaptureEnd::Complete(hello) => Some(hello.as_ref().clone()),
@@ -37,13 +43,20 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, local: SocketAddr
 
     let (tls_stream, handshake_error) = if hello.is_some() {
         let io = PrefixedIo::new(capture.bytes.clone(), stream);
-        match tokio::time::timeout(shared.config.handshake_timeout, shared.acceptor.accept(io)).await {
+        match tokio::time::timeout(shared.config.handshake_timeout, shared.acceptor.accept(io))
+            .await
+        {
             Ok(Ok(tls)) => (Some(tls), None),
             Ok(Err(err)) => (None, Some(HandshakeError::from_io(&err))),
             Err(_) => (None, Some(HandshakeError::Timeout)),
         }
     } else {
-        if matches!(capture.end, CaptureEnd::Rejected(HelloError::NotTls { kind: NotTlsKind::PlainHttp })) {
+        if matches!(
+            capture.end,
+            CaptureEnd::Rejected(HelloError::NotTls {
+                kind: NotTlsKind::PlainHttp
+            })
+        ) {
             let _ = stream.write_all(plain_http_answer(local).as_bytes()).await;
             let _ = stream.shutdown().await;
         }
@@ -51,7 +64,9 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, local: SocketAddr
     };
     let handshake_ms = hello.as_ref().map(|_| capture::ms(accepted.elapsed()));
     let outcome = attempt::classify(&capture.end, &capture.bytes, handshake_error.as_ref());
-    let negotiated = tls_stream.as_ref().and_then(|tls| negotiated(tls.get_ref().1));
+    let negotiated = tls_stream
+        .as_ref()
+        .and_then(|tls| negotiated(tls.get_ref().1));
 
     let mut raw = capture.bytes;
     let keep = hello

@@ -23,7 +23,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::NotFound => (StatusCode::NOT_FOUND, "not found\n").into_response(),
-            AppError::BadRequest(msg) => (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
+            AppError::BadRequest(msg) => {
+                (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response()
+            }
             internal => {
                 tracing::error!(error = %internal, "internal error while answering a request");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()

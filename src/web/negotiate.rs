@@ -12,7 +12,15 @@ pub enum Format {
 }
 
 /// User-Agent prefixes of command-line HTTP clients, which get text by default.
-const CLI_AGENTS: &[&str] = &["curl/", "wget/", "httpie/", "xh/", "powershell/", "libfetch/", "fetch libfetch"];
+const CLI_AGENTS: &[&str] = &[
+    "curl/",
+    "wget/",
+    "httpie/",
+    "xh/",
+    "powershell/",
+    "libfetch/",
+    "fetch libfetch",
+];
 
 pub fn negotiate(headers: &HeaderMap, format: Option<&str>) -> Format {
     match format {
@@ -82,9 +90,15 @@ mod tests {
 
     #[test]
     fn curl_gets_text_unless_it_asks_for_json() {
-        assert_eq!(negotiate(&headers(Some("*/*"), Some("curl/7.88.1")), None), Format::Text);
         assert_eq!(
-            negotiate(&headers(Some("application/json"), Some("curl/7.88.1")), None),
+            negotiate(&headers(Some("*/*"), Some("curl/7.88.1")), None),
+            Format::Text
+        );
+        assert_eq!(
+            negotiate(
+                &headers(Some("application/json"), Some("curl/7.88.1")),
+                None
+            ),
             Format::Json
         );
     }
@@ -92,7 +106,10 @@ mod tests {
     #[test]
     fn browsers_get_html() {
         let chrome = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
-        assert_eq!(negotiate(&headers(Some(chrome), Some("Mozilla/5.0")), None), Format::Html);
+        assert_eq!(
+            negotiate(&headers(Some(chrome), Some("Mozilla/5.0")), None),
+            Format::Html
+        );
     }
 
     #[test]
@@ -101,6 +118,9 @@ mod tests {
             negotiate(&headers(Some("text/html;q=0.5, text/plain"), None), None),
             Format::Text
         );
-        assert_eq!(negotiate(&headers(Some("text/html"), None), Some("json")), Format::Json);
+        assert_eq!(
+            negotiate(&headers(Some("text/html"), None), Some("json")),
+            Format::Json
+        );
     }
 }

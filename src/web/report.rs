@@ -26,7 +26,10 @@ pub(super) async fn connection(
     render(&report, format)
 }
 
-pub(super) async fn connection_json(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
+pub(super) async fn connection_json(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AppError> {
     render(&build(&state, &request)?, Format::Json)
 }
 
@@ -41,7 +44,9 @@ fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppErr
             let findings = diagnose::attempt(attempt, &state.profile);
             ConnectionReport::for_tls(attempt, http, findings)
         }
-        ConnectionContext::Plain { peer, .. } => ConnectionReport::for_plain(*peer, http, Vec::new()),
+        ConnectionContext::Plain { peer, .. } => {
+            ConnectionReport::for_plain(*peer, http, Vec::new())
+        }
     })
 }
 
@@ -75,7 +80,10 @@ fn render(report: &ConnectionReport, format: Format) -> Result<Response, AppErro
         )
             .into_response(),
         Format::Text => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), no_store],
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                no_store,
+            ],
             text::render(report),
         )
             .into_response(),

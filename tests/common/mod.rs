@@ -1,5 +1,6 @@
 //! Test helpers: a real tlsdiag server on ephemeral loopback ports, real clients.
 #![allow(dead_code)] // each test binary uses a different subset
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -74,11 +75,13 @@ pub fn client_config_trusting(cert: &Path, alpn: &[&str]) -> Arc<ClientConfig> {
     for c in CertificateDer::pem_file_iter(cert).expect("cert file") {
         roots.add(c.expect("pem cert")).expect("add root");
     }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Arc::new(config)
 }
@@ -188,7 +191,12 @@ pub async fn http_get_from(addr: SocketAddr, from: std::net::IpAddr, path: &str)
     http_request_from(addr, from, path, &[]).await
 }
 
-pub async fn http_request_from(addr: SocketAddr, from: std::net::IpAddr, path: &str, headers: &[(&str, &str)]) -> String {
+pub async fn http_request_from(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.bind(SocketAddr::new(from, 0)).expect("bind source");
