@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::store::StoreLimits;
+
 /// A diagnostic HTTPS endpoint: shows each client the TLS ClientHello it sent and
 /// what its network path did to it.
 #[derive(Debug, Clone, Parser)]
@@ -48,6 +50,18 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Recent HTTPS attempts kept per client address (oldest dropped first).
+    #[arg(long, env = "TLSDIAG_ATTEMPTS_PER_ADDRESS", default_value_t = 50)]
+    pub attempts_per_address: usize,
+
+    /// Recent HTTPS attempts kept in total, all addresses together.
+    #[arg(long, env = "TLSDIAG_ATTEMPTS_TOTAL", default_value_t = 20_000)]
+    pub attempts_total: usize,
+
+    /// How long an attempt is kept for its client to look at.
+    #[arg(long, env = "TLSDIAG_ATTEMPTS_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub attempts_ttl: Duration,
+
     /// How long an idle keep-alive connection is kept open.
     #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
@@ -76,6 +90,7 @@ pub struct Config {
     pub handshake_timeout: Duration,
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    pub attempts: StoreLimits,
 }
 
 /// A setting that cannot work.
@@ -91,6 +106,8 @@ pub enum ConfigError {
     },
     #[error("--max-connections must be at least 1")]
     NoConnections,
+    #[error("--{0} must be at least 1")]
+    Zero(&'static str),
 }
 
 impl Args {
@@ -134,7 +151,21 @@ impl Args {
                 0 => return Err(ConfigError::NoConnections),
                 n => n,
             },
+            attempts: StoreLimits {
+                per_address: at_least_one("attempts-per-address", self.attempts_per_address)?,
+                total: at_least_one("attempts-total", self.attempts_total)?,
+                ttl: check("attempts-ttl", self.attempts_ttl, secs(1), secs(7 * 24 * 3600))?,
+                ..StoreLimits::default()
+            },
         })
+    }
+}
+
+fn at_least_one(flag: &'static str, n: usize) -> Result<usize, ConfigError> {
+    if n == 0 {
+        Err(ConfigError::Zero(flag))
+    } else {
+        Ok(n)
     }
 }
 
@@ -149,6 +180,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
             idle_timeout: Duration::from_secs(30),
+            attempts: StoreLimits::default(),
         }
     }
 }

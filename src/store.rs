@@ -70,7 +70,7 @@ impl AttemptStore {
     }
 
     pub fn record_at(&self, attempt: Arc<TlsAttempt>, now: Instant) {
-        let address = attempt.peer.ip();
+        let address = attempt.peer.ip().to_canonical();
         let id = attempt.id;
         let bytes = approx_bytes(&attempt);
         let mut inner = self.lock();
@@ -97,6 +97,7 @@ impl AttemptStore {
     }
 
     pub fn recent_at(&self, address: IpAddr, now: Instant) -> Vec<Arc<TlsAttempt>> {
+        let address = address.to_canonical();
         let mut inner = self.lock();
         self.evict(&mut inner, now);
         inner

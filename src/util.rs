@@ -36,11 +36,19 @@ pub fn printable(text: &str) -> String {
 
 /// Greedy word wrap to `width` columns, each line prefixed by `indent`.
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    wrap_hanging(text, width, indent, indent)
+}
+
+/// Word wrap with a different prefix for the first line (`- `, `Fix: `) than
+/// for the lines that continue it.
+pub fn wrap_hanging(text: &str, width: usize, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut line = String::new();
+    let mut indent = first;
     for word in text.split_whitespace() {
-        if !line.is_empty() && indent.len() + line.len() + 1 + word.chars().count() > width {
+        if !line.is_empty() && indent.chars().count() + line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(indent);
+            indent = rest;
             out.push_str(&line);
             out.push('\n');
             line.clear();

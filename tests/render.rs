@@ -75,7 +75,7 @@ fn app() -> (axum::Router, ConnectionContext) {
         ..Default::default()
     };
     (
-        router(AppState::new(Arc::new(profile))),
+        router(AppState::new(Arc::new(profile), Default::default())),
         ConnectionContext::Tls(Arc::new(attempt)),
     )
 }

@@ -9,6 +9,7 @@ use crate::capture::CaptureEnd;
 use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{AlertDescription, ProtocolVersion};
 use crate::hello::ClientHello;
+use crate::profile::ServerProfile;
 
 /// How an incomplete ClientHello stopped arriving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,10 +141,52 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// One line for lists: what happened, with the key number.
+    pub fn describe(&self) -> String {
+        use crate::util::thousands;
+        match self {
+            Outcome::Completed => "Handshake completed".into(),
+            Outcome::NoData { ended } => match ended {
+                StallEnd::Timeout => "Connected, but no ClientHello arrived".into(),
+                StallEnd::Closed => "Connected and closed without sending anything".into(),
+                StallEnd::Reset => "Connected and reset without sending anything".into(),
+            },
+            Outcome::HelloIncomplete { received, expected, ended } => {
+                let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
+                let then = match ended {
+                    StallEnd::Timeout => "the rest never arrived",
+                    StallEnd::Closed => "then the client closed",
+                    StallEnd::Reset => "then the connection was reset",
+                };
+                format!("ClientHello incomplete: {}{of} bytes, {then}", thousands(*received))
+            }
+            Outcome::NotTls { what, .. } => format!("Not TLS: {}", what.describe()),
+            Outcome::Malformed { detail } => format!("Malformed ClientHello: {detail}"),
+            Outcome::VersionTooOld { offered } => format!("Version mismatch: the client offered at most {offered}"),
+            Outcome::NoSharedCipher => "No cipher suite in common".into(),
+            Outcome::NoSharedGroup => "No key-exchange group in common".into(),
+            Outcome::NoSharedSignatureScheme => "No signature algorithm in common".into(),
+            Outcome::ClientAlert { alert } => format!("The client aborted with alert {alert}"),
+            Outcome::ClosedMidHandshake => "The client closed after its ClientHello".into(),
+            Outcome::ResetMidHandshake => "Reset after the ClientHello".into(),
+            Outcome::HandshakeTimeout => "The client went silent after our reply".into(),
+            Outcome::OtherError { detail } => format!("Handshake failed: {detail}"),
+        }
+    }
+}
+
 /// Decides the outcome from how capture ended and, when the hello was complete,
-/// what the handshake returned. Facts from the hello come first: a TLS 1.0-only
-/// client is "version too old" whatever words the TLS stack chose.
-pub fn classify(capture: &CaptureEnd, raw: &[u8], handshake: Option<&HandshakeError>) -> Outcome {
+/// what the handshake returned. For negotiation failures the hello's own facts,
+/// compared with what `server` accepts, decide: a TLS 1.0-only client is "version
+/// too old" and a client with no usable suite is "no shared cipher", whichever
+/// check the TLS stack happened to run first.
+pub fn classify(
+    capture: &CaptureEnd,
+    raw: &[u8],
+    handshake: Option<&HandshakeError>,
+    server: &ServerProfile,
+) -> Outcome {
     let stalled = |need: &Option<usize>, ended| {
         if raw.is_empty() {
             Outcome::NoData { ended }
@@ -168,16 +211,34 @@ pub fn classify(capture: &CaptureEnd, raw: &[u8], handshake: Option<&HandshakeEr
         },
         CaptureEnd::Complete(hello) => match handshake {
             None => Outcome::Completed,
-            Some(err) => classify_handshake(hello, err),
+            Some(err) => classify_handshake(hello, err, server),
         },
     }
 }
 
-fn classify_handshake(hello: &ClientHello, err: &HandshakeError) -> Outcome {
+fn classify_handshake(hello: &ClientHello, err: &HandshakeError, server: &ServerProfile) -> Outcome {
     let highest = hello.highest_version();
-    let too_old = matches!(highest.0, 0x0002 | 0x0300..=0x0302);
-    if too_old && !matches!(err, HandshakeError::Alert(_)) {
-        return Outcome::VersionTooOld { offered: highest };
+    let negotiation = matches!(
+        err,
+        HandshakeError::NoSharedCipher
+            | HandshakeError::NoSharedGroup
+            | HandshakeError::NoSharedSignatureScheme
+            | HandshakeError::UnsupportedVersion
+            | HandshakeError::Protocol(_)
+            | HandshakeError::Other(_)
+    );
+    if negotiation {
+        let too_old = matches!(highest.0, 0x0002 | 0x0300..=0x0302);
+        if too_old {
+            return Outcome::VersionTooOld { offered: highest };
+        }
+        let shared_cipher = hello
+            .cipher_suites
+            .iter()
+            .any(|c| server.cipher_suites.contains(c));
+        if !shared_cipher && !server.cipher_suites.is_empty() {
+            return Outcome::NoSharedCipher;
+        }
     }
     match err {
         HandshakeError::Alert(alert) => Outcome::ClientAlert { alert: *alert },
@@ -226,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_stall_with_no_bytes_is_no_data() {
-        let got = classify(&CaptureEnd::TimedOut { need: None }, b"", None);
+        let got = classify(&CaptureEnd::TimedOut { need: None }, b"", None, &ServerProfile::default());
         assert_eq!(
             got,
             Outcome::NoData {
@@ -241,6 +302,7 @@ mod tests {
             &CaptureEnd::TimedOut { need: Some(1547) },
             &[0x16; 1460],
             None,
+            &ServerProfile::default(),
         );
         assert_eq!(
             got,

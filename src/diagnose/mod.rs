@@ -8,6 +8,7 @@
 
 mod finding;
 mod hello_rules;
+mod outcome_rules;
 
 pub use finding::{Evidence, Finding, Severity};
 
@@ -17,6 +18,7 @@ use crate::profile::ServerProfile;
 /// Findings about one attempt on the TLS port, most severe first.
 pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
     let mut out = Vec::new();
+    out.extend(outcome_rules::outcome(attempt, server));
     if let Some(hello) = &attempt.client_hello {
         out.extend(hello_rules::hello_size(hello, attempt.peer.is_ipv6()));
         out.extend(hello_rules::no_sni(hello));

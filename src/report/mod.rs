@@ -17,9 +17,14 @@
 //!                   "user_agent": "...", "host": "..." },
 //!   "tls": null | { "negotiated": {...}, "handshake_ms": 3.2, "arrival": {...},
 //!                   "client_hello": {...}, "fingerprints": {...} },
-//!   "findings": [ { "id", "severity", "title", "explanation", "evidence", "fix" } ]
+//!   "findings": [ { "id", "severity", "title", "explanation", "evidence", "fix" } ],
+//!   "recent_attempts": [ { "id", "started_at", "succeeded", "summary", "outcome": {"kind", ...},
+//!                          "tls": {...}, "findings": [...] } ]
 //! }
 //! ```
+//!
+//! `/api/v1/attempts` returns `{ schema_version, generated_at, client, attempts }`
+//! with the same attempt objects.
 //!
 //! Bump [`SCHEMA_VERSION`] when a field changes meaning or disappears; adding
 //! fields does not bump it.
@@ -35,7 +40,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::attempt::{Negotiated, TlsAttempt};
+use crate::attempt::{Negotiated, Outcome, TlsAttempt};
 use crate::diagnose::{Finding, Severity};
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::ProtocolVersion;
@@ -114,11 +119,79 @@ pub struct ConnectionReport {
     pub connection: ConnectionView,
     pub tls: Option<TlsView>,
     pub findings: Vec<Finding>,
+    /// This address's recent attempts on the HTTPS port, newest first.
+    pub recent_attempts: Vec<AttemptView>,
+}
+
+/// One attempt on the HTTPS port, as listed in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub id: u64,
+    #[serde(serialize_with = "crate::util::rfc3339")]
+    pub started_at: SystemTime,
+    pub succeeded: bool,
+    /// One line: what happened.
+    pub summary: String,
+    pub outcome: Outcome,
+    pub tls: TlsView,
+    pub findings: Vec<Finding>,
+}
+
+impl AttemptView {
+    pub fn new(attempt: &TlsAttempt, findings: Vec<Finding>) -> Self {
+        let tls = TlsView::from_attempt(attempt);
+        let summary = if attempt.succeeded() {
+            tls.summary()
+        } else {
+            attempt.outcome.describe()
+        };
+        Self {
+            id: attempt.id,
+            started_at: attempt.started_at,
+            succeeded: attempt.succeeded(),
+            summary,
+            outcome: attempt.outcome.clone(),
+            tls,
+            findings,
+        }
+    }
+
+    /// Local time of day is unknowable here; reports show UTC.
+    pub fn time(&self) -> String {
+        let stamp = humantime::format_rfc3339_seconds(self.started_at).to_string();
+        stamp.get(11..19).unwrap_or(&stamp).to_owned() + " UTC"
+    }
+}
+
+/// `/api/v1/attempts`: the caller's recent attempts and nothing else.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptsReport {
+    pub schema_version: u32,
+    #[serde(serialize_with = "crate::util::rfc3339")]
+    pub generated_at: SystemTime,
+    pub client: ClientView,
+    pub attempts: Vec<AttemptView>,
+}
+
+impl AttemptsReport {
+    pub fn new(peer: SocketAddr, attempts: Vec<AttemptView>) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            generated_at: SystemTime::now(),
+            client: client(peer),
+            attempts,
+        }
+    }
 }
 
 impl ConnectionReport {
     /// The report for a request that arrived over TLS.
-    pub fn for_tls(attempt: &TlsAttempt, http: HttpFacts, findings: Vec<Finding>) -> Self {
+    pub fn for_tls(
+        attempt: &TlsAttempt,
+        http: HttpFacts,
+        findings: Vec<Finding>,
+        recent_attempts: Vec<AttemptView>,
+    ) -> Self {
         let tls = TlsView::from_attempt(attempt);
         Self {
             schema_version: SCHEMA_VERSION,
@@ -133,19 +206,35 @@ impl ConnectionReport {
             },
             tls: Some(tls),
             findings,
+            recent_attempts,
         }
     }
 
-    /// The report for a request on the plain-HTTP port.
-    pub fn for_plain(peer: SocketAddr, http: HttpFacts, findings: Vec<Finding>) -> Self {
+    /// The report for a request on the plain-HTTP port. When the caller's
+    /// latest HTTPS attempt failed, that failure is the headline and the
+    /// findings are those of its failed attempts (each distinct one once).
+    pub fn for_plain(peer: SocketAddr, http: HttpFacts, recent_attempts: Vec<AttemptView>) -> Self {
+        let summary = match recent_attempts.first() {
+            Some(latest) if !latest.succeeded => {
+                format!("Your last HTTPS attempt failed: {}", latest.summary)
+            }
+            Some(latest) => format!("Your last HTTPS attempt worked: {}", latest.summary),
+            None => format!("Plain {}: this connection is not encrypted", http.http_version),
+        };
+        let mut findings: Vec<Finding> = Vec::new();
+        for attempt in recent_attempts.iter().filter(|a| !a.succeeded) {
+            for f in &attempt.findings {
+                if !findings.iter().any(|seen| seen.id == f.id) {
+                    findings.push(f.clone());
+                }
+            }
+        }
+        crate::diagnose::sort(&mut findings);
         Self {
             schema_version: SCHEMA_VERSION,
             generated_at: SystemTime::now(),
             server_version: env!("CARGO_PKG_VERSION"),
-            summary: format!(
-                "Plain {}: this connection is not encrypted",
-                http.http_version
-            ),
+            summary,
             client: client(peer),
             connection: ConnectionView {
                 scheme: "http",
@@ -154,7 +243,12 @@ impl ConnectionReport {
             },
             tls: None,
             findings,
+            recent_attempts,
         }
+    }
+
+    pub fn failed_attempts(&self) -> usize {
+        self.recent_attempts.iter().filter(|a| !a.succeeded).count()
     }
 
     /// The most severe finding's severity, for the page's headline colour.

@@ -5,7 +5,8 @@
 use std::fmt::Write;
 
 use super::{ConnectionReport, Fact};
-use crate::util::{printable, wrap};
+use crate::diagnose::Severity;
+use crate::util::{printable, wrap, wrap_hanging};
 
 const WIDTH: usize = 80;
 
@@ -14,15 +15,27 @@ pub fn render(r: &ConnectionReport) -> String {
     let title = "tlsdiag: what your client sent";
     let _ = writeln!(out, "{title}\n{}", "=".repeat(title.len()));
     out.push_str(&wrap(&printable(&r.summary), WIDTH, ""));
-    if !r.connection.encrypted {
+    if !r.connection.encrypted && r.recent_attempts.is_empty() {
         out.push_str(&wrap(
-            "This request came over plain HTTP: it is not encrypted, so there is no TLS handshake to show.",
+            "This request came over plain HTTP: it is not encrypted, so there is no TLS \
+             handshake to show. No HTTPS attempts from your address in the last hour.",
             WIDTH,
             "",
         ));
     }
-    section(&mut out, "Connection");
-    facts(&mut out, &r.connection_facts());
+
+    if !r.recent_attempts.is_empty() {
+        section(&mut out, "Your recent HTTPS attempts (newest first)");
+        for a in &r.recent_attempts {
+            let status = if a.succeeded { "ok    " } else { "FAILED" };
+            let line = format!("#{} {} {status} {}", a.id, a.time(), printable(&a.summary));
+            out.push_str(&wrap_hanging(&line, WIDTH, "  ", "                        "));
+            let ids: Vec<&str> = a.findings.iter().filter(|f| f.severity > Severity::Info).map(|f| f.id).collect();
+            if !ids.is_empty() {
+                out.push_str(&wrap(&format!("-> {}", ids.join(", ")), WIDTH, "      "));
+            }
+        }
+    }
 
     if !r.findings.is_empty() {
         section(&mut out, "Findings");
@@ -42,6 +55,9 @@ pub fn render(r: &ConnectionReport) -> String {
             out.push('\n');
         }
     }
+
+    section(&mut out, "Connection");
+    facts(&mut out, &r.connection_facts());
 
     if let Some(tls) = &r.tls {
         section(&mut out, "How the ClientHello arrived");

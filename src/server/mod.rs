@@ -71,7 +71,7 @@ impl Server {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| bind_hint("HTTP", config.http_addr))?;
-        let state = AppState::new(Arc::new(profile));
+        let state = AppState::new(Arc::new(profile), config.attempts);
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),

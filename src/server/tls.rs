@@ -63,7 +63,12 @@ pub(super) async fn serve(
         (None, None)
     };
     let handshake_ms = hello.as_ref().map(|_| capture::ms(accepted.elapsed()));
-    let outcome = attempt::classify(&capture.end, &capture.bytes, handshake_error.as_ref());
+    let outcome = attempt::classify(
+        &capture.end,
+        &capture.bytes,
+        handshake_error.as_ref(),
+        &shared.state.profile,
+    );
     let negotiated = tls_stream
         .as_ref()
         .and_then(|tls| negotiated(tls.get_ref().1));

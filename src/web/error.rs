@@ -17,6 +17,8 @@ pub enum AppError {
     NoConnection,
     #[error("rendering failed: {0}")]
     Render(#[from] askama::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl IntoResponse for AppError {

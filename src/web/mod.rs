@@ -5,6 +5,7 @@
 //! Routes (both listeners):
 //! - `GET /` — the report for this connection: HTML, JSON or text by negotiation.
 //! - `GET /api/v1/connection` — the same report as JSON.
+//! - `GET /api/v1/attempts` — the caller's recent HTTPS attempts (its own address only).
 //! - `GET /static/*` — the page's CSS (embedded in the binary).
 //! - `GET /healthz` — liveness.
 
@@ -54,10 +55,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(profile: Arc<ServerProfile>) -> Self {
+    pub fn new(profile: Arc<ServerProfile>, limits: StoreLimits) -> Self {
         Self {
             profile,
-            attempts: Arc::new(AttemptStore::new(StoreLimits::default())),
+            attempts: Arc::new(AttemptStore::new(limits)),
         }
     }
 }
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(report::connection))
         .route("/api/v1/connection", get(report::connection_json))
+        .route("/api/v1/attempts", get(report::attempts_json))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { AppError::NotFound })

@@ -9,7 +9,7 @@ use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext};
 use crate::diagnose;
 use crate::report::html::ReportPage;
-use crate::report::{text, ConnectionReport, HttpFacts};
+use crate::report::{text, AttemptView, AttemptsReport, ConnectionReport, HttpFacts};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FormatQuery {
@@ -33,20 +33,51 @@ pub(super) async fn connection_json(
     render(&build(&state, &request)?, Format::Json)
 }
 
+/// The caller's own recent HTTPS attempts, and nobody else's.
+pub(super) async fn attempts_json(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let context = request
+        .extensions()
+        .get::<ConnectionContext>()
+        .ok_or(AppError::NoConnection)?;
+    let peer = context.peer();
+    let report = AttemptsReport::new(peer, recent_attempts(&state, peer));
+    let body =
+        serde_json::to_string_pretty(&report).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn recent_attempts(state: &AppState, peer: std::net::SocketAddr) -> Vec<AttemptView> {
+    state
+        .attempts
+        .recent(peer.ip())
+        .iter()
+        .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile)))
+        .collect()
+}
+
 fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppError> {
     let context = request
         .extensions()
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
     let http = http_facts(request.headers(), request.version());
+    let recent = recent_attempts(state, context.peer());
     Ok(match context {
         ConnectionContext::Tls(attempt) => {
             let findings = diagnose::attempt(attempt, &state.profile);
-            ConnectionReport::for_tls(attempt, http, findings)
+            ConnectionReport::for_tls(attempt, http, findings, recent)
         }
-        ConnectionContext::Plain { peer, .. } => {
-            ConnectionReport::for_plain(*peer, http, Vec::new())
-        }
+        ConnectionContext::Plain { peer, .. } => ConnectionReport::for_plain(*peer, http, recent),
     })
 }
 

@@ -1,0 +1,413 @@
+//! Rules about how an attempt ended: one finding per failed outcome, in plain
+//! language, with this attempt's numbers and the change that fixes it.
+
+use super::{Finding, Severity};
+use crate::attempt::{Outcome, StallEnd, TlsAttempt};
+use crate::hello::error::NotTlsKind;
+use crate::hello::wire::{AlertDescription, CipherSuite, NamedGroup, SignatureScheme};
+use crate::hello::ClientHello;
+use crate::profile::ServerProfile;
+use crate::util::thousands;
+
+/// Commands that let "packet too big" signals through and keep TCP segments
+/// under the path MTU: the fixes for the seed incident.
+const ALLOW_ICMP_V4: &str =
+    "Allow ICMP \"fragmentation needed\" (type 3 code 4) through every firewall on the path: \
+     iptables -I INPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT \
+     (and the same in the FORWARD chain on routers)";
+const ALLOW_ICMP_V6: &str = "For IPv6, allow ICMPv6 \"packet too big\" (type 2): \
+     ip6tables -I INPUT -p icmpv6 --icmpv6-type packet-too-big -j ACCEPT";
+const CLAMP_MSS: &str = "On the VPN/tunnel router, clamp TCP MSS to the path MTU: \
+     iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu";
+const FIX_TUNNEL_MTU: &str = "Set the tunnel interface's MTU to what the path really carries \
+     (e.g. ip link set dev tun0 mtu 1400), and do not drop IP fragments as a blanket rule.";
+const FIND_PATH_MTU: &str = "Find the largest packet that passes from the client's network: \
+     ping -M do -s 1372 SERVER (1372 + 28 = 1400 bytes; lower -s until replies come back)";
+
+pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Finding> {
+    let hello = attempt.client_hello.as_ref();
+    match &attempt.outcome {
+        Outcome::Completed => None,
+        Outcome::NoData { ended } => Some(no_data(*ended, attempt)),
+        Outcome::HelloIncomplete {
+            received,
+            expected,
+            ended,
+        } => Some(hello_incomplete(*received, *expected, *ended, attempt)),
+        Outcome::NotTls { what, preview } => Some(not_tls(*what, preview)),
+        Outcome::Malformed { detail } => Some(
+            Finding::new("tls.malformed-hello", Severity::Error, "The ClientHello is malformed")
+                .explain(
+                    "The bytes look like TLS but break its rules, so no TLS server will accept them. \
+                     Either the client's TLS library is broken, or a middlebox on the path rewrote \
+                     the handshake and got it wrong.",
+                )
+                .evidence("what was wrong", detail.clone())
+                .fix("Try the same client from another network: if it works there, a middlebox on this path is rewriting TLS.")
+                .fix("Otherwise update the client's TLS library."),
+        ),
+        Outcome::VersionTooOld { offered } => Some(version_too_old(*offered, hello, server)),
+        Outcome::NoSharedCipher => Some(no_shared_cipher(hello, server)),
+        Outcome::NoSharedGroup => Some(no_shared_group(hello, server)),
+        Outcome::NoSharedSignatureScheme => Some(no_shared_signature_scheme(hello, server)),
+        Outcome::ClientAlert { alert } => Some(client_alert(*alert)),
+        Outcome::ClosedMidHandshake => Some(
+            Finding::new(
+                "tls.closed-mid-handshake",
+                Severity::Error,
+                "The client hung up after its ClientHello",
+            )
+            .explain(
+                "Your ClientHello arrived complete and we answered with our ServerHello and \
+                 certificate, then the client closed the connection without a word (no TLS alert). \
+                 Clients do this when they give up waiting for our answer: if our reply (several \
+                 packets, because of the certificate) never reached them, the path drops large \
+                 packets toward the client. Some old clients also close silently on a certificate \
+                 they dislike.",
+            )
+            .evidence("handshake ended after", ms(attempt.handshake_ms))
+            .fix(FIND_PATH_MTU)
+            .fix(ALLOW_ICMP_V4)
+            .fix(CLAMP_MSS),
+        ),
+        Outcome::ResetMidHandshake => Some(
+            Finding::new(
+                "tls.reset-mid-handshake",
+                Severity::Error,
+                "The connection was reset during the handshake",
+            )
+            .explain(
+                "After the ClientHello arrived, the connection was reset (TCP RST). When the client \
+                 itself did not abort, a firewall or intrusion-prevention system on the path is the \
+                 usual cause: it inspected the handshake (the server name, or an unusual extension) \
+                 and killed the connection.",
+            )
+            .evidence("reset after", ms(attempt.handshake_ms))
+            .fix("Check the firewall/IPS logs on the client's network for this connection and time.")
+            .fix("Compare with a connection from outside that network: if it works there, the middlebox is the cause."),
+        ),
+        Outcome::HandshakeTimeout => Some(
+            Finding::new(
+                "tls.handshake-timeout",
+                Severity::Error,
+                "The client went silent after our reply",
+            )
+            .explain(
+                "Your ClientHello arrived complete and we answered, but the client never sent the \
+                 rest of its handshake. Our reply spans several full-size packets; if the path \
+                 toward the client drops packets above its MTU and the ICMP messages that would \
+                 report it, the client never receives it and waits forever. That is an MTU black \
+                 hole in the server-to-client direction.",
+            )
+            .evidence("waited", ms(attempt.handshake_ms))
+            .fix(FIND_PATH_MTU)
+            .fix(ALLOW_ICMP_V4)
+            .fix(ALLOW_ICMP_V6)
+            .fix(CLAMP_MSS),
+        ),
+        Outcome::OtherError { detail } => Some(
+            Finding::new("tls.handshake-failed", Severity::Error, "The TLS handshake failed")
+                .explain("The handshake failed for a reason not covered by the other checks; the TLS stack's own words are below.")
+                .evidence("TLS error", detail.clone()),
+        ),
+    }
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{:.1} s", v / 1000.0))
+}
+
+fn no_data(ended: StallEnd, attempt: &TlsAttempt) -> Finding {
+    let waited = format!("{:.1} s", attempt.arrival.capture_ms / 1000.0);
+    let (title, severity) = match ended {
+        StallEnd::Timeout => ("TCP connected, but no ClientHello arrived", Severity::Error),
+        StallEnd::Closed => ("The client connected and closed without sending anything", Severity::Warning),
+        StallEnd::Reset => ("The client connected and reset without sending anything", Severity::Warning),
+    };
+    Finding::new("tcp.no-data", severity, title)
+        .explain(format!(
+            "The TCP connection opened, so the port is reachable, but not one byte of TLS arrived \
+             ({}). If a TLS client made this connection, its ClientHello was lost on the way: a \
+             ClientHello that fills a whole packet is exactly what a path with a smaller MTU and \
+             blocked ICMP swallows. Port scanners and TCP health checks produce this too, and are \
+             harmless.",
+            match ended {
+                StallEnd::Timeout => format!("we waited {waited}"),
+                StallEnd::Closed => format!("the client closed after {waited}"),
+                StallEnd::Reset => format!("the connection was reset after {waited}"),
+            }
+        ))
+        .evidence("bytes received", "0")
+        .evidence("waited", waited)
+        .fix(FIND_PATH_MTU)
+        .fix(ALLOW_ICMP_V4)
+        .fix(CLAMP_MSS)
+}
+
+fn hello_incomplete(received: usize, expected: Option<usize>, ended: StallEnd, attempt: &TlsAttempt) -> Finding {
+    let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
+    let after = format!("{:.1} s", attempt.arrival.capture_ms / 1000.0);
+    let how = match ended {
+        StallEnd::Timeout => format!("then nothing for {after}"),
+        StallEnd::Closed => format!("then the client gave up and closed after {after}"),
+        StallEnd::Reset => format!("then the connection was reset after {after}"),
+    };
+    let first_piece = attempt.arrival.reads.first().map_or(0, |r| r.bytes);
+    let mut finding = Finding::new(
+        "tls.hello-incomplete",
+        Severity::Error,
+        format!("Your ClientHello stopped after {}{of} bytes", thousands(received)),
+    )
+    .explain(format!(
+        "The first {}{of} bytes of your ClientHello arrived, {how}. The start came through and \
+         the rest never did: the classic sign of a path that drops packets larger than its MTU \
+         (a VPN, tunnel or MPLS overlay) while ICMP \"fragmentation needed\" is blocked, so your \
+         computer never learns to send smaller packets. A firewall that drops IP fragments does the \
+         same. Small requests work and TCP connects, so it looks like a TLS problem; it is a \
+         packet-size problem.",
+        thousands(received)
+    ))
+    .evidence("bytes received", thousands(received))
+    .evidence(
+        "bytes the ClientHello announced",
+        expected.map_or_else(|| "unknown".into(), thousands),
+    )
+    .evidence("first piece", format!("{} bytes", thousands(first_piece)))
+    .evidence("pieces received", attempt.arrival.read_count.to_string())
+    .evidence("waited", after);
+    if ended == StallEnd::Reset {
+        finding = finding.fix("A reset in mid-hello can also be a firewall/IPS killing the connection: check its logs.");
+    }
+    finding
+        .fix(FIND_PATH_MTU)
+        .fix(ALLOW_ICMP_V4)
+        .fix(ALLOW_ICMP_V6)
+        .fix(CLAMP_MSS)
+        .fix(FIX_TUNNEL_MTU)
+}
+
+fn not_tls(what: NotTlsKind, preview: &str) -> Finding {
+    let (title, explanation, fix) = match what {
+        NotTlsKind::PlainHttp | NotTlsKind::PlainHttp2 => (
+            "Plain HTTP was sent to the HTTPS port",
+            "The client spoke unencrypted HTTP to the port that expects TLS: usually an http:// URL \
+             with the HTTPS port number, or a proxy configured for the wrong scheme.",
+            "Use https:// for this port (or the plain-HTTP port for http://).",
+        ),
+        NotTlsKind::Ssh => (
+            "An SSH client connected to the HTTPS port",
+            "The client sent an SSH banner: it was pointed at the wrong port.",
+            "Point the SSH client at the SSH port.",
+        ),
+        NotTlsKind::Sslv2Hello => (
+            "The client sent an SSL 2.0-format ClientHello",
+            "SSL 2.0 and its hello format are obsolete and insecure (RFC 6176); no current server \
+             accepts them. Only very old clients, or ones explicitly configured for SSLv2 \
+             compatibility, send this.",
+            "Update the client, or disable its SSLv2-compatible hello.",
+        ),
+        NotTlsKind::OtherTlsRecord => (
+            "The connection started with a TLS record that is not a handshake",
+            "A TLS connection must start with a ClientHello. This one started with another record \
+             type, as if the client thought a session was already established: a proxy or client bug.",
+            "Check for a proxy between the client and this server.",
+        ),
+        NotTlsKind::Unknown => (
+            "Something other than TLS was sent to the HTTPS port",
+            "The first bytes are not TLS. A different protocol's client, a scanner, or a middlebox \
+             that injected its own data can cause this.",
+            "Check which program made the connection and where it was pointed.",
+        ),
+    };
+    Finding::new("tls.not-tls", Severity::Error, title)
+        .explain(explanation)
+        .evidence("what it looked like", what.describe())
+        .evidence("first bytes", preview.to_owned())
+        .fix(fix)
+}
+
+fn version_label(v: crate::hello::wire::ProtocolVersion) -> String {
+    v.to_string()
+}
+
+fn version_too_old(
+    offered: crate::hello::wire::ProtocolVersion,
+    hello: Option<&ClientHello>,
+    server: &ServerProfile,
+) -> Finding {
+    let mut f = Finding::new(
+        "tls.version-too-old",
+        Severity::Error,
+        format!("The client offered at most {}; this server needs TLS 1.2 or newer", version_label(offered)),
+    )
+    .explain(format!(
+        "Your client's highest TLS version is {}. TLS 1.0 and 1.1 were deprecated in 2021 (RFC \
+         8996) and current servers refuse them. The client, its TLS library or its configuration \
+         must allow TLS 1.2 or 1.3.",
+        version_label(offered)
+    ))
+    .evidence("highest version offered", version_label(offered));
+    if let Some(h) = hello {
+        f = f.evidence("legacy_version", h.legacy_version.to_string());
+        let versions: Vec<String> = h.supported_versions().iter().map(|v| v.to_string()).collect();
+        f = f.evidence(
+            "supported_versions",
+            if versions.is_empty() { "(absent)".into() } else { versions.join(", ") },
+        );
+    }
+    f.evidence(
+        "this server accepts",
+        server.versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+    )
+    .fix("Enable TLS 1.2 in the client: Java -Dhttps.protocols=TLSv1.2,TLSv1.3; .NET: use the OS default (SslProtocols.None) on .NET 4.7+; curl/openssl: remove --tlsv1.0/--tls-max 1.1 or -tls1_1.")
+    .fix("On old systems, update the OS or TLS library (Windows 7 needs KB3140245 for TLS 1.2 in WinHTTP).")
+}
+
+fn list<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    let v: Vec<String> = items.map(|i| i.to_string()).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn no_shared_cipher(hello: Option<&ClientHello>, server: &ServerProfile) -> Finding {
+    let offered = hello.map_or_else(
+        || "(unknown)".into(),
+        |h| list(h.cipher_suites.iter().filter(|c| !c.is_grease()).map(|c: &CipherSuite| c.to_string())),
+    );
+    Finding::new(
+        "tls.no-shared-cipher",
+        Severity::Error,
+        "No cipher suite in common",
+    )
+    .explain(
+        "None of the cipher suites the client offered is one this server accepts. Usually the client \
+         offers only legacy suites (RSA key exchange, CBC, 3DES, RC4) that modern servers have \
+         removed, or it was restricted to a list that does not overlap.",
+    )
+    .evidence("client offered", offered)
+    .evidence("this server accepts", list(server.cipher_suites.iter()))
+    .fix("Enable ECDHE with AES-GCM or ChaCha20-Poly1305 suites in the client (e.g. openssl -cipher 'ECDHE+AESGCM:ECDHE+CHACHA20'), or update its TLS library.")
+}
+
+fn no_shared_group(hello: Option<&ClientHello>, server: &ServerProfile) -> Finding {
+    let offered = hello.map_or_else(
+        || "(unknown)".into(),
+        |h| list(h.supported_groups().iter().filter(|g| !g.is_grease()).map(|g: &NamedGroup| g.to_string())),
+    );
+    Finding::new(
+        "tls.no-shared-group",
+        Severity::Error,
+        "No key-exchange group in common",
+    )
+    .explain(
+        "The client offered no elliptic curve or finite-field group this server supports for key \
+         exchange (or left the supported_groups/key_share extensions out).",
+    )
+    .evidence("client offered", offered)
+    .evidence("this server accepts", list(server.groups.iter()))
+    .fix("Allow x25519 or secp256r1 in the client (openssl: -groups X25519:P-256).")
+}
+
+fn no_shared_signature_scheme(hello: Option<&ClientHello>, server: &ServerProfile) -> Finding {
+    let offered = hello.map_or_else(
+        || "(unknown)".into(),
+        |h| {
+            list(
+                h.signature_algorithms()
+                    .iter()
+                    .map(|s: &SignatureScheme| s.describe().unwrap_or_else(|| format!("0x{:04x}", s.0))),
+            )
+        },
+    );
+    Finding::new(
+        "tls.no-shared-signature-scheme",
+        Severity::Error,
+        "No signature algorithm in common",
+    )
+    .explain(
+        "The client does not accept any signature algorithm this server's certificate key can \
+         produce, so the server cannot prove its identity.",
+    )
+    .evidence("client accepts", offered)
+    .evidence("this server can sign with", list(server.signature_schemes.iter()))
+    .fix("Allow ECDSA and RSA-PSS signatures with SHA-256 in the client, or update its TLS library.")
+}
+
+fn client_alert(alert: AlertDescription) -> Finding {
+    let name = alert.to_string();
+    match alert {
+        AlertDescription::UNKNOWN_CA
+        | AlertDescription::BAD_CERTIFICATE
+        | AlertDescription::CERTIFICATE_UNKNOWN
+        | AlertDescription::UNSUPPORTED_CERTIFICATE => Finding::new(
+            "tls.client-rejected-certificate",
+            Severity::Error,
+            format!("The client does not trust this server's certificate ({name})"),
+        )
+        .explain(
+            "The client received our certificate chain and rejected it. Either the chain is \
+             incomplete (a missing intermediate that browsers fetch by themselves but other clients \
+             do not), or the client's trust store lacks the root: an outdated CA bundle, a container \
+             without ca-certificates, a Java keystore, or a client pinned to a corporate \
+             TLS-inspection CA that only trusts certificates its proxy issues.",
+        )
+        .evidence("alert from the client", name)
+        .fix("See the chain we send: openssl s_client -connect SERVER:443 -servername NAME -showcerts")
+        .fix("Server side: serve the full chain (leaf + intermediates).")
+        .fix("Client side: update its CA bundle (apt-get install --reinstall ca-certificates; update-ca-certificates), or add the missing root to its trust store."),
+        AlertDescription::CERTIFICATE_EXPIRED => Finding::new(
+            "tls.client-says-certificate-expired",
+            Severity::Error,
+            "The client says our certificate has expired",
+        )
+        .explain(
+            "The client judged our certificate outside its validity period. If the certificate is \
+             current, the client's clock is wrong: check its date and time sync.",
+        )
+        .evidence("alert from the client", name)
+        .fix("Check the client's clock: date -u; timedatectl status (enable NTP)."),
+        AlertDescription::PROTOCOL_VERSION => Finding::new(
+            "tls.client-alert",
+            Severity::Error,
+            "The client rejected the protocol version (protocol_version)",
+        )
+        .explain("The client refused the TLS version we chose: it may be configured for a version range this server does not support.")
+        .evidence("alert from the client", name)
+        .fix("Let the client offer TLS 1.2 and TLS 1.3."),
+        other => Finding::new(
+            "tls.client-alert",
+            Severity::Error,
+            format!("The client aborted the handshake ({other})"),
+        )
+        .explain(match other {
+            AlertDescription::HANDSHAKE_FAILURE => "The client found nothing acceptable in our reply (cipher, group or certificate); its own logs say which.",
+            AlertDescription::DECODE_ERROR | AlertDescription::ILLEGAL_PARAMETER => "The client could not parse or accept a field in our reply: a client bug, or a middlebox that altered the handshake.",
+            AlertDescription::USER_CANCELED => "The client (or its user) cancelled the handshake.",
+            AlertDescription::UNRECOGNIZED_NAME => "The client expected us to recognise the server name it sent.",
+            _ => "The client sent a TLS alert and closed the connection.",
+        })
+        .evidence("alert from the client", name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hello::wire::ProtocolVersion;
+
+    #[test]
+    fn names_the_offered_version() {
+        let f = version_too_old(ProtocolVersion::TLS_1_1, None, &ServerProfile::default());
+        assert!(f.title.contains("TLS 1.1"), "{}", f.title);
+    }
+
+    #[test]
+    fn trust_alerts_point_at_the_chain() {
+        let f = client_alert(AlertDescription::UNKNOWN_CA);
+        assert_eq!(f.id, "tls.client-rejected-certificate");
+        assert!(f.title.contains("unknown_ca"));
+    }
+}
