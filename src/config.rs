@@ -154,7 +154,12 @@ impl Args {
             attempts: StoreLimits {
                 per_address: at_least_one("attempts-per-address", self.attempts_per_address)?,
                 total: at_least_one("attempts-total", self.attempts_total)?,
-                ttl: check("attempts-ttl", self.attempts_ttl, secs(1), secs(7 * 24 * 3600))?,
+                ttl: check(
+                    "attempts-ttl",
+                    self.attempts_ttl,
+                    secs(1),
+                    secs(7 * 24 * 3600),
+                )?,
                 ..StoreLimits::default()
             },
         })

@@ -46,7 +46,9 @@ pub fn wrap_hanging(text: &str, width: usize, first: &str, rest: &str) -> String
     let mut line = String::new();
     let mut indent = first;
     for word in text.split_whitespace() {
-        if !line.is_empty() && indent.chars().count() + line.chars().count() + 1 + word.chars().count() > width {
+        if !line.is_empty()
+            && indent.chars().count() + line.chars().count() + 1 + word.chars().count() > width
+        {
             out.push_str(indent);
             indent = rest;
             out.push_str(&line);

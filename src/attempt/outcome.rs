@@ -152,18 +152,27 @@ impl Outcome {
                 StallEnd::Closed => "Connected and closed without sending anything".into(),
                 StallEnd::Reset => "Connected and reset without sending anything".into(),
             },
-            Outcome::HelloIncomplete { received, expected, ended } => {
+            Outcome::HelloIncomplete {
+                received,
+                expected,
+                ended,
+            } => {
                 let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
                 let then = match ended {
                     StallEnd::Timeout => "the rest never arrived",
                     StallEnd::Closed => "then the client closed",
                     StallEnd::Reset => "then the connection was reset",
                 };
-                format!("ClientHello incomplete: {}{of} bytes, {then}", thousands(*received))
+                format!(
+                    "ClientHello incomplete: {}{of} bytes, {then}",
+                    thousands(*received)
+                )
             }
             Outcome::NotTls { what, .. } => format!("Not TLS: {}", what.describe()),
             Outcome::Malformed { detail } => format!("Malformed ClientHello: {detail}"),
-            Outcome::VersionTooOld { offered } => format!("Version mismatch: the client offered at most {offered}"),
+            Outcome::VersionTooOld { offered } => {
+                format!("Version mismatch: the client offered at most {offered}")
+            }
             Outcome::NoSharedCipher => "No cipher suite in common".into(),
             Outcome::NoSharedGroup => "No key-exchange group in common".into(),
             Outcome::NoSharedSignatureScheme => "No signature algorithm in common".into(),
@@ -216,7 +225,11 @@ pub fn classify(
     }
 }
 
-fn classify_handshake(hello: &ClientHello, err: &HandshakeError, server: &ServerProfile) -> Outcome {
+fn classify_handshake(
+    hello: &ClientHello,
+    err: &HandshakeError,
+    server: &ServerProfile,
+) -> Outcome {
     let highest = hello.highest_version();
     let negotiation = matches!(
         err,
@@ -287,7 +300,12 @@ mod tests {
 
     #[test]
     fn a_stall_with_no_bytes_is_no_data() {
-        let got = classify(&CaptureEnd::TimedOut { need: None }, b"", None, &ServerProfile::default());
+        let got = classify(
+            &CaptureEnd::TimedOut { need: None },
+            b"",
+            None,
+            &ServerProfile::default(),
+        );
         assert_eq!(
             got,
             Outcome::NoData {

@@ -121,8 +121,14 @@ fn no_data(ended: StallEnd, attempt: &TlsAttempt) -> Finding {
     let waited = format!("{:.1} s", attempt.arrival.capture_ms / 1000.0);
     let (title, severity) = match ended {
         StallEnd::Timeout => ("TCP connected, but no ClientHello arrived", Severity::Error),
-        StallEnd::Closed => ("The client connected and closed without sending anything", Severity::Warning),
-        StallEnd::Reset => ("The client connected and reset without sending anything", Severity::Warning),
+        StallEnd::Closed => (
+            "The client connected and closed without sending anything",
+            Severity::Warning,
+        ),
+        StallEnd::Reset => (
+            "The client connected and reset without sending anything",
+            Severity::Warning,
+        ),
     };
     Finding::new("tcp.no-data", severity, title)
         .explain(format!(
@@ -144,7 +150,12 @@ fn no_data(ended: StallEnd, attempt: &TlsAttempt) -> Finding {
         .fix(CLAMP_MSS)
 }
 
-fn hello_incomplete(received: usize, expected: Option<usize>, ended: StallEnd, attempt: &TlsAttempt) -> Finding {
+fn hello_incomplete(
+    received: usize,
+    expected: Option<usize>,
+    ended: StallEnd,
+    attempt: &TlsAttempt,
+) -> Finding {
     let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
     let after = format!("{:.1} s", attempt.arrival.capture_ms / 1000.0);
     let how = match ended {
@@ -238,7 +249,10 @@ fn version_too_old(
     let mut f = Finding::new(
         "tls.version-too-old",
         Severity::Error,
-        format!("The client offered at most {}; this server needs TLS 1.2 or newer", version_label(offered)),
+        format!(
+            "The client offered at most {}; this server needs TLS 1.2 or newer",
+            version_label(offered)
+        ),
     )
     .explain(format!(
         "Your client's highest TLS version is {}. TLS 1.0 and 1.1 were deprecated in 2021 (RFC \
@@ -249,10 +263,18 @@ fn version_too_old(
     .evidence("highest version offered", version_label(offered));
     if let Some(h) = hello {
         f = f.evidence("legacy_version", h.legacy_version.to_string());
-        let versions: Vec<String> = h.supported_versions().iter().map(|v| v.to_string()).collect();
+        let versions: Vec<String> = h
+            .supported_versions()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         f = f.evidence(
             "supported_versions",
-            if versions.is_empty() { "(absent)".into() } else { versions.join(", ") },
+            if versions.is_empty() {
+                "(absent)".into()
+            } else {
+                versions.join(", ")
+            },
         );
     }
     f.evidence(
@@ -275,7 +297,14 @@ fn list<T: ToString>(items: impl Iterator<Item = T>) -> String {
 fn no_shared_cipher(hello: Option<&ClientHello>, server: &ServerProfile) -> Finding {
     let offered = hello.map_or_else(
         || "(unknown)".into(),
-        |h| list(h.cipher_suites.iter().filter(|c| !c.is_grease()).map(|c: &CipherSuite| c.to_string())),
+        |h| {
+            list(
+                h.cipher_suites
+                    .iter()
+                    .filter(|c| !c.is_grease())
+                    .map(|c: &CipherSuite| c.to_string()),
+            )
+        },
     );
     Finding::new(
         "tls.no-shared-cipher",
@@ -295,7 +324,14 @@ fn no_shared_cipher(hello: Option<&ClientHello>, server: &ServerProfile) -> Find
 fn no_shared_group(hello: Option<&ClientHello>, server: &ServerProfile) -> Finding {
     let offered = hello.map_or_else(
         || "(unknown)".into(),
-        |h| list(h.supported_groups().iter().filter(|g| !g.is_grease()).map(|g: &NamedGroup| g.to_string())),
+        |h| {
+            list(
+                h.supported_groups()
+                    .iter()
+                    .filter(|g| !g.is_grease())
+                    .map(|g: &NamedGroup| g.to_string()),
+            )
+        },
     );
     Finding::new(
         "tls.no-shared-group",
@@ -315,11 +351,9 @@ fn no_shared_signature_scheme(hello: Option<&ClientHello>, server: &ServerProfil
     let offered = hello.map_or_else(
         || "(unknown)".into(),
         |h| {
-            list(
-                h.signature_algorithms()
-                    .iter()
-                    .map(|s: &SignatureScheme| s.describe().unwrap_or_else(|| format!("0x{:04x}", s.0))),
-            )
+            list(h.signature_algorithms().iter().map(|s: &SignatureScheme| {
+                s.describe().unwrap_or_else(|| format!("0x{:04x}", s.0))
+            }))
         },
     );
     Finding::new(
@@ -332,8 +366,13 @@ fn no_shared_signature_scheme(hello: Option<&ClientHello>, server: &ServerProfil
          produce, so the server cannot prove its identity.",
     )
     .evidence("client accepts", offered)
-    .evidence("this server can sign with", list(server.signature_schemes.iter()))
-    .fix("Allow ECDSA and RSA-PSS signatures with SHA-256 in the client, or update its TLS library.")
+    .evidence(
+        "this server can sign with",
+        list(server.signature_schemes.iter()),
+    )
+    .fix(
+        "Allow ECDSA and RSA-PSS signatures with SHA-256 in the client, or update its TLS library.",
+    )
 }
 
 fn client_alert(alert: AlertDescription) -> Finding {

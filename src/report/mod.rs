@@ -219,7 +219,10 @@ impl ConnectionReport {
                 format!("Your last HTTPS attempt failed: {}", latest.summary)
             }
             Some(latest) => format!("Your last HTTPS attempt worked: {}", latest.summary),
-            None => format!("Plain {}: this connection is not encrypted", http.http_version),
+            None => format!(
+                "Plain {}: this connection is not encrypted",
+                http.http_version
+            ),
         };
         let mut findings: Vec<Finding> = Vec::new();
         for attempt in recent_attempts.iter().filter(|a| !a.succeeded) {

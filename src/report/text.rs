@@ -29,8 +29,18 @@ pub fn render(r: &ConnectionReport) -> String {
         for a in &r.recent_attempts {
             let status = if a.succeeded { "ok    " } else { "FAILED" };
             let line = format!("#{} {} {status} {}", a.id, a.time(), printable(&a.summary));
-            out.push_str(&wrap_hanging(&line, WIDTH, "  ", "                        "));
-            let ids: Vec<&str> = a.findings.iter().filter(|f| f.severity > Severity::Info).map(|f| f.id).collect();
+            out.push_str(&wrap_hanging(
+                &line,
+                WIDTH,
+                "  ",
+                "                        ",
+            ));
+            let ids: Vec<&str> = a
+                .findings
+                .iter()
+                .filter(|f| f.severity > Severity::Info)
+                .map(|f| f.id)
+                .collect();
             if !ids.is_empty() {
                 out.push_str(&wrap(&format!("-> {}", ids.join(", ")), WIDTH, "      "));
             }
