@@ -1,6 +1,7 @@
 //! Each way a handshake fails, produced by a real client or a real byte stream,
 //! and read back the way a customer would: through the plain-HTTP listener's
 //! JSON API for the caller's own address.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
 
