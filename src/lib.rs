@@ -1,4 +1,34 @@
-//! tlsdiag
+//! tlsdiag: a diagnostic HTTPS endpoint that answers one question — why can't
+//! this client complete a TLS handshake with us?
+//!
+//! Every connection to the HTTPS port is captured byte for byte until its
+//! ClientHello is complete (or provably never will be), parsed, fingerprinted,
+//! handed on to rustls, and recorded as an attempt with a precise outcome. The
+//! reports (HTML, JSON, text) show a client its own ClientHello and what its
+//! network path did to it, over HTTPS and over plain HTTP.
+//!
+//! Data flows one way; lower layers never import higher ones:
+//!
+//! ```text
+//! server -> capture -> hello -> fingerprint / diagnose -> store -> report -> web
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | command-line flags checked into a [`config::Config`] |
+//! | [`certs`] | loading or generating the certificate; the rustls config and [`profile::ServerProfile`] |
+//! | [`server`] | listeners, accept loops, per-connection tasks, HTTP serving |
+//! | [`capture`] | reading the raw ClientHello with a read log; replaying it to rustls |
+//! | [`hello`] | parsing bytes into the ClientHello model (pure) |
+//! | [`fingerprint`] | JA3 and JA4 (pure) |
+//! | [`attempt`] | one attempt's record and its classified outcome (pure) |
+//! | [`diagnose`] | findings from observations (pure) |
+//! | [`profile`] | what this server accepts, for "you offered X, we accept Y" |
+//! | [`store`] | recent attempts per client address, bounded |
+//! | [`report`] | the view model and its text and HTML renderings |
+//! | [`web`] | axum routes, format negotiation, errors |
+//! | [`util`] | small formatting helpers |
+
 pub mod attempt;
 pub mod capture;
 pub mod certs;

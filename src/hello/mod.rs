@@ -2,9 +2,9 @@
 //!
 //! - [`record`]: reassembles the hello from TLS records; says how many bytes are
 //!   still missing, or why the bytes are not TLS.
-//! - [`reader`]: the bounds-checked byte cursor the parsers use.
+//! - `reader`: the bounds-checked byte cursor the parsers use.
 //! - [`model`]: the parsed hello, every field in wire order.
-//! - [`extensions`]: decoding of known extension bodies.
+//! - `extensions`: decoding of known extension bodies.
 //! - [`wire`]: value newtypes with IANA names (GREASE and unknown values kept).
 //! - [`error`]: incomplete vs. malformed vs. not TLS.
 //!

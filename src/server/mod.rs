@@ -2,9 +2,9 @@
 //! a global concurrency limit, and gives each its own task. A connection's
 //! failure is logged inside its task and goes no further.
 //!
-//! - [`tls`]: capture → handshake → attempt record → HTTP, for the HTTPS port.
-//! - [`plain`]: the plain-HTTP port.
-//! - [`http`]: serves HTTP/1.1 and HTTP/2 on an established connection.
+//! - `tls`: capture → handshake → attempt record → HTTP, for the HTTPS port.
+//! - `plain`: the plain-HTTP port.
+//! - `http`: serves HTTP/1.1 and HTTP/2 on an established connection.
 
 mod http;
 mod plain;
