@@ -33,8 +33,8 @@ pub enum HandshakeError {
     NoSharedCipher,
     NoSharedGroup,
     NoSharedSignatureScheme,
-    /// rustls refused the client's versions.
-    UnsupportedVersion,
+    /// rustls refused the client's versions (its words).
+    UnsupportedVersion(String),
     /// The client's messages broke the protocol.
     Protocol(String),
     /// The client closed mid-handshake.
@@ -80,7 +80,7 @@ impl HandshakeError {
                 P::ServerDoesNotSupportTls12Or13
                 | P::SupportedVersionsExtensionRequired
                 | P::Tls12NotOffered
-                | P::Tls12NotOfferedOrEnabled => Self::UnsupportedVersion,
+                | P::Tls12NotOfferedOrEnabled => Self::UnsupportedVersion(format!("{p:?}")),
                 other => Self::Protocol(format!("{other:?}")),
             },
             rustls::Error::PeerMisbehaved(m) => Self::Protocol(format!("{m:?}")),
@@ -236,7 +236,7 @@ fn classify_handshake(
         HandshakeError::NoSharedCipher
             | HandshakeError::NoSharedGroup
             | HandshakeError::NoSharedSignatureScheme
-            | HandshakeError::UnsupportedVersion
+            | HandshakeError::UnsupportedVersion(_)
             | HandshakeError::Protocol(_)
             | HandshakeError::Other(_)
     );
@@ -258,7 +258,11 @@ fn classify_handshake(
         HandshakeError::NoSharedCipher => Outcome::NoSharedCipher,
         HandshakeError::NoSharedGroup => Outcome::NoSharedGroup,
         HandshakeError::NoSharedSignatureScheme => Outcome::NoSharedSignatureScheme,
-        HandshakeError::UnsupportedVersion => Outcome::VersionTooOld { offered: highest },
+        // The hello offers TLS 1.2 or newer (older returned above), so this is
+        // not "too old": report rustls' own words.
+        HandshakeError::UnsupportedVersion(detail) => Outcome::OtherError {
+            detail: format!("version negotiation failed: {detail}"),
+        },
         HandshakeError::Closed => Outcome::ClosedMidHandshake,
         HandshakeError::Reset => Outcome::ResetMidHandshake,
         HandshakeError::Timeout => Outcome::HandshakeTimeout,

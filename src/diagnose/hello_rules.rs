@@ -139,12 +139,12 @@ pub(super) fn sni_not_served(hello: &ClientHello, server: &ServerProfile) -> Opt
 }
 
 pub(super) fn legacy_ciphers_only(hello: &ClientHello) -> Option<Finding> {
-    let known: Vec<bool> = hello
+    let offered: Vec<_> = hello
         .cipher_suites
         .iter()
         .filter(|c| !c.is_grease() && !c.is_signalling())
-        .filter_map(|c| c.is_modern())
         .collect();
+    let known: Vec<bool> = offered.iter().filter_map(|c| c.is_modern()).collect();
     if known.is_empty() || known.iter().any(|modern| *modern) {
         return None;
     }
@@ -160,7 +160,7 @@ pub(super) fn legacy_ciphers_only(hello: &ClientHello) -> Option<Finding> {
              and modern servers insist on. Expect handshake failures with current servers; this \
              client or its TLS library needs an update or a configuration change.",
         )
-        .evidence("cipher suites offered", known.len().to_string())
+        .evidence("cipher suites offered", offered.len().to_string())
         .evidence("modern (forward secret + AEAD)", "0")
         .fix("Update the client's TLS library, or enable ECDHE-*-GCM / CHACHA20 suites in its configuration."),
     )

@@ -20,7 +20,10 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(outcome_rules::outcome(attempt, server));
     if let Some(hello) = &attempt.client_hello {
-        out.extend(hello_rules::hello_size(hello, attempt.peer.is_ipv6()));
+        out.extend(hello_rules::hello_size(
+            hello,
+            attempt.peer.ip().to_canonical().is_ipv6(),
+        ));
         out.extend(hello_rules::no_sni(hello));
         out.extend(hello_rules::sni_not_served(hello, server));
         out.extend(hello_rules::legacy_ciphers_only(hello));

@@ -77,10 +77,12 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
                 "The connection was reset during the handshake",
             )
             .explain(
-                "After the ClientHello arrived, the connection was reset (TCP RST). When the client \
-                 itself did not abort, a firewall or intrusion-prevention system on the path is the \
-                 usual cause: it inspected the handshake (the server name, or an unusual extension) \
-                 and killed the connection.",
+                "After the ClientHello arrived, the connection was reset (TCP RST) instead of \
+                 continuing the handshake. Either the client gave up and closed its socket with our \
+                 reply still unread (the kernel then resets rather than closes: look in the client's \
+                 own error message for why it gave up), or a firewall or intrusion-prevention system \
+                 on the path inspected the handshake (the server name, an unusual extension) and \
+                 killed the connection.",
             )
             .evidence("reset after", ms(attempt.handshake_ms))
             .fix("Check the firewall/IPS logs on the client's network for this connection and time.")

@@ -70,7 +70,7 @@ fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppErr
         .extensions()
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
-    let http = http_facts(request.headers(), request.version());
+    let http = http_facts(request);
     let recent = recent_attempts(state, context.peer());
     Ok(match context {
         ConnectionContext::Tls(attempt) => {
@@ -81,14 +81,15 @@ fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppErr
     })
 }
 
-fn http_facts(headers: &HeaderMap, version: Version) -> HttpFacts {
+fn http_facts(request: &Request) -> HttpFacts {
+    let headers: &HeaderMap = request.headers();
     let text = |name| {
         headers
             .get(name)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     HttpFacts {
-        http_version: match version {
+        http_version: match request.version() {
             Version::HTTP_09 => "HTTP/0.9",
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_11 => "HTTP/1.1",
@@ -98,7 +99,8 @@ fn http_facts(headers: &HeaderMap, version: Version) -> HttpFacts {
         }
         .to_owned(),
         user_agent: text(header::USER_AGENT),
-        host: text(header::HOST),
+        // HTTP/2 carries the host in :authority, not a Host header.
+        host: text(header::HOST).or_else(|| request.uri().authority().map(|a| a.to_string())),
     }
 }
 
