@@ -23,8 +23,11 @@
 //! | [`fingerprint`] | JA3 and JA4 (pure) |
 //! | [`attempt`] | one attempt's record and its classified outcome (pure) |
 //! | [`diagnose`] | findings from observations (pure) |
+//! | [`probe`] | stepped-size transfer probes: payload, `TCP_INFO` watcher, run model |
 //! | [`profile`] | what this server accepts, for "you offered X, we accept Y" |
 //! | [`store`] | recent attempts per client address, bounded |
+//! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
+//! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
 //! | [`report`] | the view model and its text and HTML renderings |
 //! | [`web`] | axum routes, format negotiation, errors |
 //! | [`util`] | small formatting helpers |
@@ -36,9 +39,12 @@ pub mod config;
 pub mod diagnose;
 pub mod fingerprint;
 pub mod hello;
+pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod server;
 pub mod store;
+mod sys;
+pub mod tcp;
 pub mod util;
 pub mod web;

@@ -1,9 +1,10 @@
-//! Recent attempts, in memory, looked up by client address.
+//! Recent records (HTTPS attempts, probe observations), in memory, looked up by
+//! client address.
 //!
 //! Bounded three ways so no client (or crowd of clients) can grow it without
-//! limit: attempts kept per address, attempts kept in total, and an estimate of
+//! limit: records kept per address, records kept in total, and an estimate of
 //! the bytes they hold. Entries also expire (default one hour). The oldest go
-//! first. A caller only ever gets the attempts of the address it asks for;
+//! first. A caller only ever gets the records of the address it asks for;
 //! handlers ask only for the caller's own.
 
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +16,32 @@ use tokio::time::Instant;
 
 use crate::attempt::TlsAttempt;
 
-/// Limits for [`AttemptStore`].
+/// What the store needs to know about a record.
+pub trait Recorded {
+    fn address(&self) -> IpAddr;
+    fn id(&self) -> u64;
+    /// Rough heap size, for the byte budget.
+    fn approx_bytes(&self) -> usize;
+}
+
+impl Recorded for TlsAttempt {
+    fn address(&self) -> IpAddr {
+        self.peer.ip()
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its raw bytes, roughly twice that for the parsed hello, the read log,
+    /// and a fixed overhead.
+    fn approx_bytes(&self) -> usize {
+        1024 + self.raw.len() * 3
+            + self.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>()
+    }
+}
+
+/// Limits for a [`RecentStore`].
 #[derive(Debug, Clone, Copy)]
 pub struct StoreLimits {
     pub per_address: usize,
@@ -37,27 +63,38 @@ impl Default for StoreLimits {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<T> {
     at: Instant,
-    attempt: Arc<TlsAttempt>,
+    record: Arc<T>,
     bytes: usize,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    by_address: HashMap<IpAddr, VecDeque<Entry>>,
+#[derive(Debug)]
+struct Inner<T> {
+    by_address: HashMap<IpAddr, VecDeque<Entry<T>>>,
     /// Global insertion order: (address, id), oldest first.
     order: VecDeque<(IpAddr, u64)>,
     bytes: usize,
 }
 
-#[derive(Debug)]
-pub struct AttemptStore {
-    limits: StoreLimits,
-    inner: Mutex<Inner>,
+impl<T> Default for Inner<T> {
+    fn default() -> Self {
+        Self {
+            by_address: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+        }
+    }
 }
 
-impl AttemptStore {
+/// Bounded, expiring, per-address store of recent records.
+#[derive(Debug)]
+pub struct RecentStore<T> {
+    limits: StoreLimits,
+    inner: Mutex<Inner<T>>,
+}
+
+impl<T: Recorded> RecentStore<T> {
     pub fn new(limits: StoreLimits) -> Self {
         Self {
             limits,
@@ -65,20 +102,20 @@ impl AttemptStore {
         }
     }
 
-    pub fn record(&self, attempt: Arc<TlsAttempt>) {
-        self.record_at(attempt, Instant::now());
+    pub fn record(&self, record: Arc<T>) {
+        self.record_at(record, Instant::now());
     }
 
-    pub fn record_at(&self, attempt: Arc<TlsAttempt>, now: Instant) {
-        let address = attempt.peer.ip().to_canonical();
-        let id = attempt.id;
-        let bytes = approx_bytes(&attempt);
+    pub fn record_at(&self, record: Arc<T>, now: Instant) {
+        let address = record.address().to_canonical();
+        let id = record.id();
+        let bytes = record.approx_bytes();
         let mut inner = self.lock();
         let inner = &mut *inner;
         let list = inner.by_address.entry(address).or_default();
         list.push_back(Entry {
             at: now,
-            attempt,
+            record,
             bytes,
         });
         inner.bytes += bytes;
@@ -91,19 +128,19 @@ impl AttemptStore {
         self.evict(inner, now);
     }
 
-    /// The address's attempts, newest first, expired ones left out.
-    pub fn recent(&self, address: IpAddr) -> Vec<Arc<TlsAttempt>> {
+    /// The address's records, newest first, expired ones left out.
+    pub fn recent(&self, address: IpAddr) -> Vec<Arc<T>> {
         self.recent_at(address, Instant::now())
     }
 
-    pub fn recent_at(&self, address: IpAddr, now: Instant) -> Vec<Arc<TlsAttempt>> {
+    pub fn recent_at(&self, address: IpAddr, now: Instant) -> Vec<Arc<T>> {
         let address = address.to_canonical();
         let mut inner = self.lock();
         self.evict(&mut inner, now);
         inner
             .by_address
             .get(&address)
-            .map(|list| list.iter().rev().map(|e| e.attempt.clone()).collect())
+            .map(|list| list.iter().rev().map(|e| e.record.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -116,7 +153,7 @@ impl AttemptStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<T>> {
         // A panic while holding this lock leaves only plain data behind; keep serving.
         self.inner
             .lock()
@@ -124,14 +161,14 @@ impl AttemptStore {
     }
 
     /// Drops the oldest attempts while any limit is exceeded or they have expired.
-    fn evict(&self, inner: &mut Inner, now: Instant) {
+    fn evict(&self, inner: &mut Inner<T>, now: Instant) {
         while let Some(&(address, id)) = inner.order.front() {
             let Some(list) = inner.by_address.get_mut(&address) else {
                 inner.order.pop_front();
                 continue;
             };
             // Already dropped by the per-address cap.
-            if list.front().is_none_or(|e| e.attempt.id != id) {
+            if list.front().is_none_or(|e| e.record.id() != id) {
                 if list.is_empty() {
                     inner.by_address.remove(&address);
                 }
@@ -155,13 +192,6 @@ impl AttemptStore {
             inner.order.pop_front();
         }
     }
-}
-
-/// What an attempt costs to keep: its raw bytes, roughly twice that for the
-/// parsed hello, the read log, and a fixed overhead.
-fn approx_bytes(a: &TlsAttempt) -> usize {
-    1024 + a.raw.len() * 3
-        + a.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>()
 }
 
 #[cfg(test)]
@@ -191,6 +221,8 @@ mod tests {
             outcome: Outcome::NoData {
                 ended: StallEnd::Timeout,
             },
+            syn: None,
+            tcp: None,
         })
     }
 
@@ -200,7 +232,7 @@ mod tests {
 
     #[test]
     fn returns_only_the_callers_attempts_newest_first() {
-        let store = AttemptStore::new(StoreLimits::default());
+        let store = RecentStore::<TlsAttempt>::new(StoreLimits::default());
         let now = Instant::now();
         store.record_at(attempt(1, [127, 0, 0, 1]), now);
         store.record_at(attempt(2, [127, 0, 0, 2]), now);
@@ -220,7 +252,7 @@ mod tests {
             total: 3,
             ..StoreLimits::default()
         };
-        let store = AttemptStore::new(limits);
+        let store = RecentStore::<TlsAttempt>::new(limits);
         let now = Instant::now();
         for id in 1..=4 {
             store.record_at(attempt(id, [10, 0, 0, 1]), now);
@@ -234,7 +266,7 @@ mod tests {
 
     #[test]
     fn expires_old_attempts() {
-        let store = AttemptStore::new(StoreLimits::default());
+        let store = RecentStore::<TlsAttempt>::new(StoreLimits::default());
         let then = Instant::now();
         store.record_at(attempt(1, [127, 0, 0, 1]), then);
         let later = then + Duration::from_secs(3601);

@@ -69,6 +69,8 @@ fn app() -> (axum::Router, ConnectionContext) {
         negotiated: None,
         handshake_ms: None,
         outcome: Outcome::Completed,
+        syn: None,
+        tcp: None,
     };
     let profile = ServerProfile {
         served_names: vec!["localhost".into()],

@@ -15,6 +15,7 @@ use crate::capture::ReadEvent;
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::hello::ClientHello;
+use crate::tcp::{SynInfo, TcpInfo};
 
 /// Bytes of a failed attempt kept for the report (the hello itself is kept in
 /// full when it parsed): enough to show what a non-TLS client sent.
@@ -60,6 +61,10 @@ pub struct TlsAttempt {
     /// From accept to handshake completion (or failure).
     pub handshake_ms: Option<f64>,
     pub outcome: Outcome,
+    /// The client's SYN, when the kernel kept it.
+    pub syn: Option<SynInfo>,
+    /// `TCP_INFO` when capture ended.
+    pub tcp: Option<TcpInfo>,
 }
 
 impl TlsAttempt {

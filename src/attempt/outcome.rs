@@ -10,6 +10,7 @@ use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{AlertDescription, ProtocolVersion};
 use crate::hello::ClientHello;
 use crate::profile::ServerProfile;
+use crate::tcp::TcpInfo;
 
 /// How an incomplete ClientHello stopped arriving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,10 +104,14 @@ pub enum Outcome {
     },
     /// Part of a ClientHello arrived, the rest never did.
     HelloIncomplete {
+        /// Bytes received in order (what the TLS layer could read).
         received: usize,
         /// Total bytes the record and handshake headers announced.
         expected: Option<usize>,
         ended: StallEnd,
+        /// Segments the kernel holds out of order: later pieces that arrived
+        /// while an earlier one never did (`TCP_INFO` rcv_ooopack).
+        out_of_order_segments: u32,
     },
     /// The client spoke something other than TLS.
     NotTls {
@@ -153,9 +158,17 @@ impl Outcome {
                 StallEnd::Reset => "Connected and reset without sending anything".into(),
             },
             Outcome::HelloIncomplete {
+                received: 0,
+                out_of_order_segments,
+                ..
+            } => format!(
+                "ClientHello incomplete: {out_of_order_segments} later segment(s) arrived, the first never did"
+            ),
+            Outcome::HelloIncomplete {
                 received,
                 expected,
                 ended,
+                ..
             } => {
                 let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
                 let then = match ended {
@@ -195,15 +208,18 @@ pub fn classify(
     raw: &[u8],
     handshake: Option<&HandshakeError>,
     server: &ServerProfile,
+    tcp: Option<&TcpInfo>,
 ) -> Outcome {
+    let out_of_order = tcp.map_or(0, |t| t.rcv_ooopack);
     let stalled = |need: &Option<usize>, ended| {
-        if raw.is_empty() {
+        if raw.is_empty() && out_of_order == 0 {
             Outcome::NoData { ended }
         } else {
             Outcome::HelloIncomplete {
                 received: raw.len(),
                 expected: *need,
                 ended,
+                out_of_order_segments: out_of_order,
             }
         }
     };
@@ -309,6 +325,7 @@ mod tests {
             b"",
             None,
             &ServerProfile::default(),
+            None,
         );
         assert_eq!(
             got,
@@ -325,14 +342,40 @@ mod tests {
             &[0x16; 1460],
             None,
             &ServerProfile::default(),
+            None,
         );
         assert_eq!(
             got,
             Outcome::HelloIncomplete {
                 received: 1460,
                 expected: Some(1547),
-                ended: StallEnd::Timeout
+                ended: StallEnd::Timeout,
+                out_of_order_segments: 0,
             }
         );
+    }
+
+    #[test]
+    fn nothing_in_order_but_later_segments_is_an_incomplete_hello() {
+        let tcp = TcpInfo {
+            rcv_ooopack: 1,
+            data_segs_in: 1,
+            ..TcpInfo::default()
+        };
+        let got = classify(
+            &CaptureEnd::TimedOut { need: None },
+            b"",
+            None,
+            &ServerProfile::default(),
+            Some(&tcp),
+        );
+        assert!(matches!(
+            got,
+            Outcome::HelloIncomplete {
+                received: 0,
+                out_of_order_segments: 1,
+                ..
+            }
+        ));
     }
 }

@@ -33,7 +33,14 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
             received,
             expected,
             ended,
-        } => Some(hello_incomplete(*received, *expected, *ended, attempt)),
+            out_of_order_segments,
+        } => Some(hello_incomplete(
+            *received,
+            *expected,
+            *ended,
+            *out_of_order_segments,
+            attempt,
+        )),
         Outcome::NotTls { what, preview } => Some(not_tls(*what, preview)),
         Outcome::Malformed { detail } => Some(
             Finding::new("tls.malformed-hello", Severity::Error, "The ClientHello is malformed")
@@ -156,6 +163,7 @@ fn hello_incomplete(
     received: usize,
     expected: Option<usize>,
     ended: StallEnd,
+    out_of_order: u32,
     attempt: &TlsAttempt,
 ) -> Finding {
     let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
@@ -166,28 +174,69 @@ fn hello_incomplete(
         StallEnd::Reset => format!("then the connection was reset after {after}"),
     };
     let first_piece = attempt.arrival.reads.first().map_or(0, |r| r.bytes);
-    let mut finding = Finding::new(
-        "tls.hello-incomplete",
-        Severity::Error,
-        format!("Your ClientHello stopped after {}{of} bytes", thousands(received)),
-    )
-    .explain(format!(
-        "The first {}{of} bytes of your ClientHello arrived, {how}. The start came through and \
-         the rest never did: the classic sign of a path that drops packets larger than its MTU \
-         (a VPN, tunnel or MPLS overlay) while ICMP \"fragmentation needed\" is blocked, so your \
-         computer never learns to send smaller packets. A firewall that drops IP fragments does the \
-         same. Small requests work and TCP connects, so it looks like a TLS problem; it is a \
-         packet-size problem.",
-        thousands(received)
-    ))
-    .evidence("bytes received", thousands(received))
-    .evidence(
-        "bytes the ClientHello announced",
-        expected.map_or_else(|| "unknown".into(), thousands),
-    )
-    .evidence("first piece", format!("{} bytes", thousands(first_piece)))
-    .evidence("pieces received", attempt.arrival.read_count.to_string())
-    .evidence("waited", after);
+    let (title, what) = if received == 0 {
+        (
+            "The first packet of your ClientHello never arrived".to_owned(),
+            format!(
+                "TCP connected and {out_of_order} later piece(s) of your ClientHello arrived, but the \
+                 first, full-size packet never did ({how}). A small tail getting through while the \
+                 large packet before it vanishes"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "Your ClientHello stopped after {}{of} bytes",
+                thousands(received)
+            ),
+            format!(
+                "The first {}{of} bytes of your ClientHello arrived, {how}. The start came through \
+                 and the rest never did",
+                thousands(received)
+            ),
+        )
+    };
+    let mut finding = Finding::new("tls.hello-incomplete", Severity::Error, title)
+        .explain(format!(
+            "{what}: the classic sign of a path that drops packets larger than its MTU (a VPN, \
+             tunnel or MPLS overlay) while ICMP \"fragmentation needed\" is blocked, so your \
+             computer never learns to send smaller packets. A firewall that drops IP fragments does \
+             the same. Small requests work and TCP connects, so it looks like a TLS problem; it is a \
+             packet-size problem."
+        ))
+        .evidence("bytes received in order", thousands(received))
+        .evidence(
+            "bytes the ClientHello announced",
+            expected.map_or_else(|| "unknown".into(), thousands),
+        );
+    if received > 0 {
+        finding = finding
+            .evidence("first piece", format!("{} bytes", thousands(first_piece)))
+            .evidence("pieces received", attempt.arrival.read_count.to_string());
+    }
+    if out_of_order > 0 {
+        finding = finding.evidence("later segments held out of order", out_of_order.to_string());
+    }
+    if let Some(tcp) = &attempt.tcp {
+        if tcp.rcv_mss > 0 {
+            finding = finding.evidence(
+                "largest segment received",
+                format!("{} bytes", thousands(tcp.rcv_mss as usize)),
+            );
+        }
+    }
+    if let Some(syn) = &attempt.syn {
+        if let (Some(mss), Some(mtu)) = (syn.mss, syn.implied_mtu) {
+            finding = finding.evidence(
+                "your computer's MSS (from its SYN)",
+                format!(
+                    "{mss} bytes, so it sends packets of up to {} bytes",
+                    thousands(mtu as usize)
+                ),
+            );
+        }
+    }
+    finding = finding.evidence("waited", after);
     if ended == StallEnd::Reset {
         finding = finding.fix("A reset in mid-hello can also be a firewall/IPS killing the connection: check its logs.");
     }

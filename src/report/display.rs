@@ -3,6 +3,7 @@
 
 use crate::hello::model::{Extension, ExtensionData};
 use crate::hello::wire::CipherSuite;
+use crate::tcp::SynInfo;
 use crate::util::thousands;
 
 use super::{ConnectionReport, HelloView, TlsView};
@@ -66,6 +67,9 @@ impl ConnectionReport {
         }
         if let Some(ms) = self.tls.as_ref().and_then(|t| t.handshake_ms) {
             out.push(fact("Handshake", format!("{ms:.1} ms from connect")));
+        }
+        if let Some(syn) = &self.syn {
+            out.push(fact("Your SYN", syn_summary(syn)));
         }
         if let Some(ua) = &self.connection.http.user_agent {
             out.push(fact("User-Agent", ua.clone()));
@@ -177,6 +181,46 @@ impl HelloView {
             })
             .collect()
     }
+}
+
+/// "MSS 1,460 (packets up to 1,500 bytes), TTL 64 (0 hops), window 64,240 ×2^7, SACK, timestamps".
+pub fn syn_summary(syn: &SynInfo) -> String {
+    let mut parts = Vec::new();
+    match (syn.mss, syn.implied_mtu) {
+        (Some(mss), Some(mtu)) => parts.push(format!(
+            "MSS {} (packets up to {} bytes)",
+            thousands(usize::from(mss)),
+            thousands(mtu as usize)
+        )),
+        _ => parts.push("no MSS option".to_owned()),
+    }
+    parts.push(format!(
+        "{} {} ({} hop{} from an initial {})",
+        if syn.ip_version == 4 {
+            "TTL"
+        } else {
+            "hop limit"
+        },
+        syn.ttl,
+        syn.hops,
+        if syn.hops == 1 { "" } else { "s" },
+        syn.initial_ttl
+    ));
+    let mut window = format!("window {}", thousands(usize::from(syn.window)));
+    if let Some(scale) = syn.window_scale {
+        window.push_str(&format!(" ×2^{scale}"));
+    }
+    parts.push(window);
+    if syn.sack_permitted {
+        parts.push("SACK".into());
+    }
+    if syn.timestamps {
+        parts.push("timestamps".into());
+    }
+    if syn.dont_fragment == Some(false) {
+        parts.push("DF not set".into());
+    }
+    parts.join(", ")
 }
 
 fn cipher_row(c: CipherSuite) -> CipherRow {

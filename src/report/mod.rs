@@ -45,6 +45,7 @@ use crate::diagnose::{Finding, Severity};
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::ProtocolVersion;
 use crate::hello::ClientHello;
+use crate::tcp::{SynInfo, TcpInfo};
 use crate::util::thousands;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -91,6 +92,8 @@ pub struct ArrivalView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsView {
+    /// `TCP_INFO` when the ClientHello capture ended.
+    pub tcp_at_capture: Option<TcpInfo>,
     pub negotiated: Option<Negotiated>,
     pub handshake_ms: Option<f64>,
     pub arrival: ArrivalView,
@@ -117,6 +120,8 @@ pub struct ConnectionReport {
     pub summary: String,
     pub client: ClientView,
     pub connection: ConnectionView,
+    /// The client's SYN for this connection, when the kernel kept it.
+    pub syn: Option<SynInfo>,
     pub tls: Option<TlsView>,
     pub findings: Vec<Finding>,
     /// This address's recent attempts on the HTTPS port, newest first.
@@ -127,6 +132,7 @@ pub struct ConnectionReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptView {
     pub id: u64,
+    pub syn: Option<SynInfo>,
     #[serde(serialize_with = "crate::util::rfc3339")]
     pub started_at: SystemTime,
     pub succeeded: bool,
@@ -147,6 +153,7 @@ impl AttemptView {
         };
         Self {
             id: attempt.id,
+            syn: attempt.syn.clone(),
             started_at: attempt.started_at,
             succeeded: attempt.succeeded(),
             summary,
@@ -204,6 +211,7 @@ impl ConnectionReport {
                 encrypted: true,
                 http,
             },
+            syn: attempt.syn.clone(),
             tls: Some(tls),
             findings,
             recent_attempts,
@@ -213,7 +221,12 @@ impl ConnectionReport {
     /// The report for a request on the plain-HTTP port. When the caller's
     /// latest HTTPS attempt failed, that failure is the headline and the
     /// findings are those of its failed attempts (each distinct one once).
-    pub fn for_plain(peer: SocketAddr, http: HttpFacts, recent_attempts: Vec<AttemptView>) -> Self {
+    pub fn for_plain(
+        peer: SocketAddr,
+        http: HttpFacts,
+        syn: Option<SynInfo>,
+        recent_attempts: Vec<AttemptView>,
+    ) -> Self {
         let summary = match recent_attempts.first() {
             Some(latest) if !latest.succeeded => {
                 format!("Your last HTTPS attempt failed: {}", latest.summary)
@@ -244,6 +257,7 @@ impl ConnectionReport {
                 encrypted: false,
                 http,
             },
+            syn,
             tls: None,
             findings,
             recent_attempts,
@@ -292,6 +306,7 @@ impl TlsView {
             })
             .collect();
         Self {
+            tcp_at_capture: a.tcp,
             negotiated: a.negotiated.clone(),
             handshake_ms: a.handshake_ms.map(round3),
             arrival: ArrivalView {

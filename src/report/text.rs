@@ -148,6 +148,38 @@ pub fn render(r: &ConnectionReport) -> String {
     out
 }
 
+/// The answer to a probe run for check.sh: the verdict, then each finding.
+pub fn render_run(verdict: &str, findings: &[crate::diagnose::Finding]) -> String {
+    let mut out = String::new();
+    section(&mut out, "Verdict");
+    out.push_str(&wrap(&printable(verdict), WIDTH, "  "));
+    if !findings.is_empty() {
+        out.push('\n');
+        findings_text(&mut out, findings);
+    }
+    out
+}
+
+fn findings_text(out: &mut String, findings: &[crate::diagnose::Finding]) {
+    for f in findings {
+        let _ = writeln!(out, "  [{}] {}", f.severity.as_str(), printable(&f.title));
+        out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
+        for e in &f.evidence {
+            let line = format!("{}: {}", e.label, printable(&e.value));
+            out.push_str(&wrap_hanging(&line, WIDTH, "    - ", "      "));
+        }
+        for step in &f.fix {
+            out.push_str(&wrap_hanging(
+                &printable(step),
+                WIDTH,
+                "    Fix: ",
+                "         ",
+            ));
+        }
+        out.push('\n');
+    }
+}
+
 fn section(out: &mut String, title: &str) {
     let _ = writeln!(out, "\n{title}\n{}", "-".repeat(title.len()));
 }

@@ -9,9 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt;
 
 use super::Shared;
-use crate::web::ConnectionContext;
+use crate::web::{ConnectionContext, TcpFacts};
 
-pub(super) async fn serve<IO>(io: IO, context: ConnectionContext, shared: &Shared)
+pub(super) async fn serve<IO>(io: IO, context: ConnectionContext, tcp: TcpFacts, shared: &Shared)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -19,6 +19,7 @@ where
     let app = shared.app.clone().map_request(
         move |mut req: axum::extract::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(context.clone());
+            req.extensions_mut().insert(tcp.clone());
             req
         },
     );

@@ -24,7 +24,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::certs;
 use crate::config::Config;
-use crate::web::{self, AppState};
+use crate::tcp::TcpHandle;
+use crate::web::{self, AppState, TcpFacts};
+use std::os::fd::AsFd;
 
 /// What every connection task needs.
 pub(crate) struct Shared {
@@ -71,6 +73,12 @@ impl Server {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| bind_hint("HTTP", config.http_addr))?;
+        for listener in [&https, &http] {
+            // Without it reports lack the SYN facts; everything else still works.
+            if let Err(err) = crate::sys::enable_save_syn(listener.as_fd()) {
+                tracing::warn!(error = %err, "TCP_SAVE_SYN unavailable: reports will not show the client's SYN");
+            }
+        }
         let state = AppState::new(Arc::new(profile), config.attempts);
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
@@ -115,6 +123,17 @@ impl Server {
             _ = http => {},
         }
     }
+}
+
+/// The connection's SYN (read once, here) and a `TCP_INFO` handle.
+pub(crate) fn tcp_facts(stream: &TcpStream) -> TcpFacts {
+    let syn = crate::sys::saved_syn(stream.as_fd())
+        .ok()
+        .filter(|bytes| !bytes.is_empty())
+        .and_then(|bytes| crate::tcp::syn::parse(&bytes).ok())
+        .map(Arc::new);
+    let handle = stream.as_fd().try_clone_to_owned().ok().map(TcpHandle::new);
+    TcpFacts { syn, handle }
 }
 
 fn bind_hint(what: &str, addr: SocketAddr) -> String {

@@ -16,5 +16,12 @@ pub(super) async fn serve(
     shared: Arc<Shared>,
 ) {
     let _ = stream.set_nodelay(true);
-    super::http::serve(stream, ConnectionContext::Plain { peer, local }, &shared).await;
+    let tcp = super::tcp_facts(&stream);
+    super::http::serve(
+        stream,
+        ConnectionContext::Plain { peer, local },
+        tcp,
+        &shared,
+    )
+    .await;
 }

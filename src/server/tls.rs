@@ -26,9 +26,13 @@ pub(super) async fn serve(
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.set_nodelay(true);
+    let tcp = super::tcp_facts(&stream);
     let mut stream = stream;
     let capture =
         capture::read_client_hello(&mut stream, accepted, shared.config.hello_timeout).await;
+    // The kernel's view at the moment capture ended: for a stalled hello, the
+    // out-of-order and retransmission counters are the black-hole signature.
+    let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
 
     let hello = match &capture.end {
         CaptureEnd::Complete(hello) => Some(hello.as_ref().clone()),
@@ -68,6 +72,7 @@ pub(super) async fn serve(
         &capture.bytes,
         handshake_error.as_ref(),
         &shared.state.profile,
+        tcp_at_capture.as_ref(),
     );
     let negotiated = tls_stream
         .as_ref()
@@ -90,13 +95,15 @@ pub(super) async fn serve(
         negotiated,
         handshake_ms,
         outcome,
+        syn: tcp.syn.as_deref().cloned(),
+        tcp: tcp_at_capture,
     };
     log(&record);
     let record = Arc::new(record);
     shared.state.attempts.record(record.clone());
 
     if let Some(tls) = tls_stream {
-        super::http::serve(tls, ConnectionContext::Tls(record), &shared).await;
+        super::http::serve(tls, ConnectionContext::Tls(record), tcp, &shared).await;
     }
 }
 

@@ -19,6 +19,8 @@ pub enum AppError {
     Render(#[from] askama::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("body over the {0}-byte limit")]
+    TooLarge(u64),
 }
 
 impl IntoResponse for AppError {

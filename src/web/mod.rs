@@ -6,12 +6,15 @@
 //! - `GET /` — the report for this connection: HTML, JSON or text by negotiation.
 //! - `GET /api/v1/connection` — the same report as JSON.
 //! - `GET /api/v1/attempts` — the caller's recent HTTPS attempts (its own address only).
-//! - `GET /static/*` — the page's CSS (embedded in the binary).
+//! - `GET /probe/down/{n}`, `POST /probe/up`, `GET /api/v1/probe/config`,
+//!   `POST /api/v1/probe/results`, `GET /check.sh` — path probes (docs/probes.md).
+//! - `GET /static/*` — the page's CSS and JS (embedded in the binary).
 //! - `GET /healthz` — liveness.
 
 mod assets;
 mod error;
 mod negotiate;
+mod probe;
 mod report;
 
 pub use error::AppError;
@@ -20,14 +23,17 @@ pub use negotiate::Format;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::attempt::TlsAttempt;
+use crate::probe::{Payload, ProbeObservation};
 use crate::profile::ServerProfile;
-use crate::store::{AttemptStore, StoreLimits};
+use crate::store::{RecentStore, StoreLimits};
+use crate::tcp::{SynInfo, TcpHandle};
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -36,6 +42,14 @@ pub enum ConnectionContext {
     Tls(Arc<TlsAttempt>),
     /// Over plain HTTP.
     Plain { peer: SocketAddr, local: SocketAddr },
+}
+
+/// What the kernel told us about the connection a request arrived on: its SYN,
+/// and a handle for `TCP_INFO` snapshots (probes watch transfers with it).
+#[derive(Debug, Clone, Default)]
+pub struct TcpFacts {
+    pub syn: Option<Arc<SynInfo>>,
+    pub handle: Option<TcpHandle>,
 }
 
 impl ConnectionContext {
@@ -51,14 +65,23 @@ impl ConnectionContext {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub profile: Arc<ServerProfile>,
-    pub attempts: Arc<AttemptStore>,
+    pub attempts: Arc<RecentStore<TlsAttempt>>,
+    /// The server's side of recent probe transfers.
+    pub probes: Arc<RecentStore<ProbeObservation>>,
+    /// The incompressible bytes probes are cut from, generated once.
+    pub payload: Payload,
 }
 
 impl AppState {
     pub fn new(profile: Arc<ServerProfile>, limits: StoreLimits) -> Self {
         Self {
             profile,
-            attempts: Arc::new(AttemptStore::new(limits)),
+            attempts: Arc::new(RecentStore::new(limits)),
+            probes: Arc::new(RecentStore::new(StoreLimits {
+                per_address: 200,
+                ..limits
+            })),
+            payload: Payload::generate(),
         }
     }
 }
@@ -73,9 +96,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(report::connection))
         .route("/api/v1/connection", get(report::connection_json))
         .route("/api/v1/attempts", get(report::attempts_json))
+        .route("/api/v1/probe/config", get(probe::config))
+        .route("/api/v1/probe/results", post(probe::results))
+        .route("/probe/down/{bytes}", get(probe::down))
+        .route("/probe/up", post(probe::up))
+        .route("/check.sh", get(probe::check_sh))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { AppError::NotFound })
+        // Probe uploads enforce their own (larger) limit while streaming.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::negotiate::{negotiate, Format};
-use super::{AppError, AppState, ConnectionContext};
+use super::{AppError, AppState, ConnectionContext, TcpFacts};
 use crate::diagnose;
 use crate::report::html::ReportPage;
 use crate::report::{text, AttemptView, AttemptsReport, ConnectionReport, HttpFacts};
@@ -77,7 +77,13 @@ fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppErr
             let findings = diagnose::attempt(attempt, &state.profile);
             ConnectionReport::for_tls(attempt, http, findings, recent)
         }
-        ConnectionContext::Plain { peer, .. } => ConnectionReport::for_plain(*peer, http, recent),
+        ConnectionContext::Plain { peer, .. } => {
+            let syn = request
+                .extensions()
+                .get::<TcpFacts>()
+                .and_then(|t| t.syn.as_deref().cloned());
+            ConnectionReport::for_plain(*peer, http, syn, recent)
+        }
     })
 }
 

@@ -1,0 +1,312 @@
+//! Rules about a probe run: where transfers stop completing, in which
+//! direction, and what the client's clock says.
+
+use super::{Finding, Severity};
+use crate::probe::{ProbeRun, StepView};
+use crate::tcp::SynInfo;
+use crate::util::thousands;
+
+/// Client clocks further off than this break certificate validation at the
+/// edges of validity periods and confuse logs.
+const CLOCK_SKEW_MS: f64 = 5.0 * 60.0 * 1000.0;
+
+const IPV4_TCP_HEADERS: u32 = 40;
+
+/// Where a ladder breaks: every step up to `largest_ok` passed, every step from
+/// `smallest_failed` failed, and there was at least one of each.
+struct Break<'a> {
+    largest_ok: &'a StepView,
+    smallest_failed: &'a StepView,
+    failed: usize,
+}
+
+fn find_break(steps: &[StepView]) -> Option<Break<'_>> {
+    let mut sorted: Vec<&StepView> = steps.iter().filter(|s| s.passed() || s.failed()).collect();
+    sorted.sort_by_key(|s| s.bytes);
+    let largest_ok = sorted
+        .iter()
+        .filter(|s| s.passed())
+        .max_by_key(|s| s.bytes)?;
+    let smallest_failed = sorted
+        .iter()
+        .filter(|s| s.failed())
+        .min_by_key(|s| s.bytes)?;
+    // Monotonic: nothing fails below the largest success. Otherwise this is loss,
+    // not a size limit.
+    if smallest_failed.bytes <= largest_ok.bytes {
+        return None;
+    }
+    Some(Break {
+        largest_ok,
+        smallest_failed,
+        failed: sorted.iter().filter(|s| s.failed()).count(),
+    })
+}
+
+pub(super) fn black_hole_down(run: &ProbeRun) -> Option<Finding> {
+    let b = find_break(&run.down)?;
+    let server = b.smallest_failed.server.as_ref();
+    let mut f = Finding::new(
+        "path.black-hole-down",
+        Severity::Error,
+        format!(
+            "MTU black hole toward you: responses of {} bytes and more never arrive",
+            thousands(b.smallest_failed.bytes as usize)
+        ),
+    )
+    .explain(format!(
+        "Downloads up to {} bytes complete; from {} bytes on they never finish. Small responses fit \
+         in packets the path carries; larger ones need full-size packets, and somewhere between this \
+         server and you those are dropped without the ICMP \"fragmentation needed\" message that \
+         would make us send smaller ones. Your browser or curl waits forever for data that never \
+         comes: pages start loading and hang.",
+        thousands(b.largest_ok.bytes as usize),
+        thousands(b.smallest_failed.bytes as usize)
+    ))
+    .evidence("largest download that completed", format!("{} bytes", thousands(b.largest_ok.bytes as usize)))
+    .evidence("smallest download that failed", format!("{} bytes", thousands(b.smallest_failed.bytes as usize)))
+    .evidence("failed steps", b.failed.to_string());
+    if let Some(obs) = server {
+        f = f.evidence(
+            "server side",
+            format!(
+                "{} of {} bytes acknowledged, {} retransmissions, {}",
+                thousands(obs.transferred as usize),
+                thousands(obs.bytes as usize),
+                obs.retransmissions(),
+                if obs.stalled {
+                    "stalled"
+                } else {
+                    "no stall seen"
+                }
+            ),
+        );
+        if let Some(after) = &obs.after {
+            f = f.evidence(
+                "our packet size toward you",
+                format!(
+                    "{} bytes (segment {} + headers); path MTU we know of: {}",
+                    thousands((after.snd_mss + IPV4_TCP_HEADERS + 12) as usize),
+                    thousands(after.snd_mss as usize),
+                    thousands(after.pmtu as usize)
+                ),
+            );
+        }
+    }
+    Some(
+        f.fix("Allow ICMP \"fragmentation needed\" (type 3 code 4) and ICMPv6 \"packet too big\" (type 2) from the internet to your network, through every firewall on the way in.")
+            .fix("On the VPN/tunnel router, clamp TCP MSS so both ends use packets that fit: iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
+            .fix("Find the real path MTU from your side: ping -M do -s 1372 SERVER (1372 + 28 = 1400 bytes)"),
+    )
+}
+
+pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Finding> {
+    let b = find_break(&run.up)?;
+    // The largest segment the server saw from this client on a step that worked:
+    // a lower bound for what the path carries.
+    let largest_seen = run
+        .up
+        .iter()
+        .filter(|s| s.passed())
+        .filter_map(|s| s.server.as_ref()?.after.as_ref().map(|t| t.rcv_mss))
+        .max()
+        .filter(|mss| *mss > 0)
+        .map(|mss| mss + IPV4_TCP_HEADERS);
+    let bound = largest_seen.map_or_else(
+        || format!("{} bytes of data", thousands(b.largest_ok.bytes as usize)),
+        |p| format!("~{} bytes", thousands(p as usize)),
+    );
+    let mut f = Finding::new(
+        "path.black-hole-up",
+        Severity::Error,
+        format!("MTU black hole from you toward the server: packets larger than {bound} are dropped"),
+    )
+    .explain(format!(
+        "Uploads up to {} bytes arrive; from {} bytes on they never complete. Your computer sends \
+         full-size packets, something on your side of the path (a VPN, tunnel or firewall) cannot \
+         carry them, and the ICMP \"fragmentation needed\" message that would tell your computer to \
+         send smaller ones is blocked. Anything you send that needs a full-size packet, such as a \
+         ClientHello with a post-quantum key share, vanishes.",
+        thousands(b.largest_ok.bytes as usize),
+        thousands(b.smallest_failed.bytes as usize)
+    ))
+    .evidence("largest upload that arrived", format!("{} bytes", thousands(b.largest_ok.bytes as usize)))
+    .evidence("smallest upload that failed", format!("{} bytes", thousands(b.smallest_failed.bytes as usize)));
+    if let Some(p) = largest_seen {
+        f = f.evidence(
+            "largest packet that reached us",
+            format!("~{} bytes", thousands(p as usize)),
+        );
+    }
+    if let Some(obs) = &b.smallest_failed.server {
+        f = f.evidence(
+            "received of the failed upload",
+            format!(
+                "{} of {} bytes{}",
+                thousands(obs.transferred as usize),
+                thousands(obs.bytes as usize),
+                if obs.out_of_order() > 0 {
+                    format!(", {} later segment(s) out of order", obs.out_of_order())
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
+    if let Some(syn) = syn {
+        if let (Some(mss), Some(mtu)) = (syn.mss, syn.implied_mtu) {
+            f = f.evidence(
+                "your computer's MSS (from its SYN)",
+                format!(
+                    "{mss} bytes: it sends packets of up to {} bytes",
+                    thousands(mtu as usize)
+                ),
+            );
+        }
+    }
+    Some(
+        f.fix("Allow ICMP \"fragmentation needed\" (type 3 code 4) through every firewall on the path: iptables -I INPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT (and in FORWARD on routers); for IPv6 allow ICMPv6 type 2.")
+            .fix("On the VPN/tunnel router, clamp TCP MSS to the path MTU: iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
+            .fix("Set the tunnel interface's MTU to what the path carries (e.g. ip link set dev tun0 mtu 1400), and do not drop IP fragments as a blanket rule.")
+            .fix("Find the real path MTU: ping -M do -s 1372 SERVER (1372 + 28 = 1400 bytes; lower -s until replies come back)"),
+    )
+}
+
+/// Failures that are not a size limit: some small steps fail while larger pass.
+pub(super) fn unreliable(run: &ProbeRun) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (steps, direction, id) in [
+        (&run.down, "toward you", "path.loss-down"),
+        (&run.up, "from you", "path.loss-up"),
+    ] {
+        let failed: Vec<&StepView> = steps.iter().filter(|s| s.failed()).collect();
+        if failed.is_empty() || find_break(steps).is_some() {
+            continue;
+        }
+        let all = steps.iter().filter(|s| s.passed() || s.failed()).count();
+        let (severity, title) = if failed.len() == all {
+            (
+                Severity::Error,
+                format!("No transfer {direction} completed"),
+            )
+        } else {
+            (
+                Severity::Warning,
+                format!("Some transfers {direction} failed at random sizes"),
+            )
+        };
+        out.push(
+            Finding::new(id, severity, title)
+                .explain(
+                    "The failures do not line up with packet size (smaller transfers failed while \
+                     larger ones passed, or everything failed), so this is not an MTU black hole: \
+                     look for packet loss, a proxy or a filter on the path.",
+                )
+                .evidence(
+                    "failed sizes",
+                    failed
+                        .iter()
+                        .map(|s| format!("{} ({})", thousands(s.bytes as usize), reason(s)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+                .evidence("steps run", all.to_string()),
+        );
+    }
+    out
+}
+
+fn reason(step: &StepView) -> String {
+    step.client
+        .as_ref()
+        .and_then(|c| c.error.clone())
+        .unwrap_or_else(|| "stalled".into())
+}
+
+pub(super) fn clock_skew(run: &ProbeRun) -> Option<Finding> {
+    let offset = run.clock_offset_ms?;
+    if offset.abs() < CLOCK_SKEW_MS {
+        return None;
+    }
+    let minutes = offset.abs() / 60_000.0;
+    let direction = if offset > 0.0 { "ahead of" } else { "behind" };
+    Some(
+        Finding::new(
+            "client.clock-skew",
+            Severity::Warning,
+            format!("Your clock is {minutes:.0} minutes {direction} ours"),
+        )
+        .explain(
+            "Certificates are valid only between two dates. A client clock this far off rejects \
+             certificates that were just issued or are about to expire (\"not yet valid\", \
+             \"expired\"), and makes its logs hard to match with ours.",
+        )
+        .evidence("difference", format!("{:.0} s", offset / 1000.0))
+        .fix("Enable time synchronisation: timedatectl set-ntp true (Linux), or check Date & Time settings."),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::ClientStep;
+
+    fn steps(results: &[(u64, bool)]) -> Vec<StepView> {
+        results
+            .iter()
+            .map(|(bytes, ok)| StepView {
+                bytes: *bytes,
+                client: Some(ClientStep {
+                    bytes: *bytes,
+                    ok: *ok,
+                    ms: Some(5.0),
+                    error: (!ok).then(|| "timeout".to_string()),
+                }),
+                server: None,
+            })
+            .collect()
+    }
+
+    fn run(down: &[(u64, bool)], up: &[(u64, bool)]) -> ProbeRun {
+        ProbeRun {
+            run: "testrun1".into(),
+            agent: "check.sh".into(),
+            clock_offset_ms: Some(0.0),
+            down: steps(down),
+            up: steps(up),
+        }
+    }
+
+    #[test]
+    fn a_size_threshold_is_a_black_hole() {
+        let r = run(
+            &[(512, true), (1300, true), (1400, false), (2000, false)],
+            &[],
+        );
+        let f = black_hole_down(&r).unwrap();
+        assert!(f.title.contains("1,400 bytes and more"), "{}", f.title);
+        assert!(unreliable(&r).is_empty());
+    }
+
+    #[test]
+    fn random_failures_are_loss_not_a_black_hole() {
+        let r = run(&[], &[(512, false), (1300, true), (1400, true)]);
+        assert!(black_hole_up(&r, None).is_none());
+        assert_eq!(unreliable(&r)[0].id, "path.loss-up");
+    }
+
+    #[test]
+    fn a_clean_run_has_no_findings() {
+        let ok = [(512, true), (1500, true), (1048576, true)];
+        let r = run(&ok, &ok);
+        assert!(black_hole_down(&r).is_none() && black_hole_up(&r, None).is_none());
+        assert!(unreliable(&r).is_empty() && clock_skew(&r).is_none());
+    }
+
+    #[test]
+    fn flags_a_skewed_clock() {
+        let mut r = run(&[], &[]);
+        r.clock_offset_ms = Some(-7.0 * 60_000.0);
+        assert!(clock_skew(&r).unwrap().title.contains("7 minutes behind"));
+    }
+}

@@ -1,0 +1,230 @@
+//! Probe data: the server's observation of each transfer, the client's report
+//! of the same run, and the two merged step by step. Pure data.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Recorded;
+use crate::tcp::TcpInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Server to client (`GET /probe/down/{n}`).
+    Down,
+    /// Client to server (`POST /probe/up`).
+    Up,
+}
+
+/// One `TCP_INFO` sample during a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TcpSample {
+    pub at_ms: f64,
+    /// Bytes acknowledged since the transfer started.
+    pub acked: u64,
+    pub unacked: u32,
+    pub retransmits: u8,
+    pub total_retrans: u32,
+}
+
+/// How a watched download ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchResult {
+    pub completed: bool,
+    pub stalled: bool,
+    /// Bytes acknowledged by the client during the transfer.
+    pub acked: u64,
+    /// Bytes handed to the connection.
+    pub handed: u64,
+    pub duration_ms: f64,
+    pub before: Option<TcpInfo>,
+    pub after: Option<TcpInfo>,
+    pub samples: Vec<TcpSample>,
+}
+
+/// The server's side of one probe transfer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeObservation {
+    pub id: u64,
+    #[serde(skip)]
+    pub peer: SocketAddr,
+    pub run: Option<String>,
+    pub direction: Direction,
+    /// Bytes the step was meant to move.
+    pub bytes: u64,
+    /// Bytes that made it: acknowledged (down) or received (up).
+    pub transferred: u64,
+    pub completed: bool,
+    pub stalled: bool,
+    pub duration_ms: f64,
+    #[serde(serialize_with = "crate::util::rfc3339")]
+    pub started_at: SystemTime,
+    pub before: Option<TcpInfo>,
+    pub after: Option<TcpInfo>,
+    pub samples: Vec<TcpSample>,
+}
+
+impl ProbeObservation {
+    /// Retransmissions during the transfer, from `TCP_INFO`.
+    pub fn retransmissions(&self) -> u32 {
+        match (&self.before, &self.after) {
+            (Some(b), Some(a)) => a.total_retrans.saturating_sub(b.total_retrans),
+            _ => 0,
+        }
+    }
+
+    /// Segments that arrived out of order during the transfer (uploads).
+    pub fn out_of_order(&self) -> u32 {
+        match (&self.before, &self.after) {
+            (Some(b), Some(a)) => a.rcv_ooopack.saturating_sub(b.rcv_ooopack),
+            _ => 0,
+        }
+    }
+}
+
+impl Recorded for ProbeObservation {
+    fn address(&self) -> std::net::IpAddr {
+        self.peer.ip()
+    }
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn approx_bytes(&self) -> usize {
+        512 + self.samples.len() * std::mem::size_of::<TcpSample>()
+    }
+}
+
+/// One step as the client saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientStep {
+    pub bytes: u64,
+    pub ok: bool,
+    #[serde(default)]
+    pub ms: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/probe/results`: the client's view of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientResults {
+    pub run: String,
+    pub agent: String,
+    #[serde(default)]
+    pub client_time_ms: Option<f64>,
+    #[serde(default)]
+    pub clock_offset_ms: Option<f64>,
+    #[serde(default)]
+    pub down: Vec<ClientStep>,
+    #[serde(default)]
+    pub up: Vec<ClientStep>,
+}
+
+/// Most steps accepted per direction.
+pub const MAX_STEPS: usize = 64;
+
+impl ClientResults {
+    /// Checks what serde cannot: lengths, the run id, known agents.
+    pub fn validate(&self) -> Result<(), String> {
+        if !super::valid_run_id(&self.run) {
+            return Err("run must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -".into());
+        }
+        if !matches!(self.agent.as_str(), "browser" | "check.sh") {
+            return Err("agent must be \"browser\" or \"check.sh\"".into());
+        }
+        if self.down.len() > MAX_STEPS || self.up.len() > MAX_STEPS {
+            return Err(format!("at most {MAX_STEPS} steps per direction"));
+        }
+        for step in self.down.iter().chain(&self.up) {
+            if step.bytes > super::MAX_PROBE_BYTES {
+                return Err(format!(
+                    "step of {} bytes is over the probe limit",
+                    step.bytes
+                ));
+            }
+            if step.error.as_ref().is_some_and(|e| e.len() > 200) {
+                return Err("error text is limited to 200 characters".into());
+            }
+            if step.ms.is_some_and(|ms| !ms.is_finite() || ms < 0.0) {
+                return Err("ms must be a non-negative number".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One step with both sides' views.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    pub bytes: u64,
+    pub client: Option<ClientStep>,
+    pub server: Option<ProbeObservation>,
+}
+
+impl StepView {
+    /// Passed: the client says so and the server saw no stall.
+    pub fn passed(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.ok)
+            && !self.server.as_ref().is_some_and(|s| s.stalled)
+    }
+
+    /// Failed: the client says so, or the server saw it stall.
+    pub fn failed(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| !c.ok)
+            || self.server.as_ref().is_some_and(|s| s.stalled)
+    }
+}
+
+/// A whole run: both ladders, merged.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeRun {
+    pub run: String,
+    pub agent: String,
+    /// Client clock minus server clock, in milliseconds, when known.
+    pub clock_offset_ms: Option<f64>,
+    pub down: Vec<StepView>,
+    pub up: Vec<StepView>,
+}
+
+impl ProbeRun {
+    /// Pairs the client's steps with the server's observations of the same run
+    /// (by direction and size; the newest observation wins).
+    pub fn merge(
+        results: &ClientResults,
+        observations: &[std::sync::Arc<ProbeObservation>],
+        server_now_ms: f64,
+    ) -> Self {
+        let pair = |direction: Direction, steps: &[ClientStep]| -> Vec<StepView> {
+            steps
+                .iter()
+                .map(|step| StepView {
+                    bytes: step.bytes,
+                    client: Some(step.clone()),
+                    server: observations
+                        .iter()
+                        .find(|o| {
+                            o.direction == direction
+                                && o.bytes == step.bytes
+                                && o.run.as_deref() == Some(&results.run)
+                        })
+                        .map(|o| (**o).clone()),
+                })
+                .collect()
+        };
+        let clock_offset_ms = results
+            .clock_offset_ms
+            .or_else(|| results.client_time_ms.map(|t| t - server_now_ms));
+        Self {
+            run: results.run.clone(),
+            agent: results.agent.clone(),
+            clock_offset_ms,
+            down: pair(Direction::Down, &results.down),
+            up: pair(Direction::Up, &results.up),
+        }
+    }
+}

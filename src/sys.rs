@@ -1,0 +1,99 @@
+//! The three Linux socket options std and tokio do not expose: `TCP_INFO`,
+//! `TCP_SAVE_SYN` and `TCP_SAVED_SYN` (tcp(7)). The only `unsafe` in the crate,
+//! kept to these calls so the rest can stay safe.
+//!
+//! Every function takes a borrowed fd, so the socket outlives the call; the
+//! kernel writes at most the length we pass, into memory we own.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `TCP_SAVED_SYN` returns the SYN's IP and TCP headers: at most 60 + 60 bytes
+/// for IPv4, 40 (+ extension headers) + 60 for IPv6.
+const SAVED_SYN_MAX: usize = 512;
+
+/// Asks the kernel to keep the SYN of every connection accepted on `listener`.
+#[cfg(target_os = "linux")]
+pub fn enable_save_syn(listener: BorrowedFd<'_>) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` lives across the call and its size is passed exactly.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVE_SYN,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The saved SYN headers of an accepted connection (empty if none was saved).
+/// The kernel hands them out once.
+#[cfg(target_os = "linux")]
+pub fn saved_syn(conn: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; SAVED_SYN_MAX];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` has `len` writable bytes; the kernel writes at most `len` and
+    // stores the written length back into `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVED_SYN,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(len as usize);
+    Ok(buf)
+}
+
+/// The connection's `struct tcp_info`.
+#[cfg(target_os = "linux")]
+pub fn tcp_info(conn: BorrowedFd<'_>) -> io::Result<libc::tcp_info> {
+    // SAFETY: tcp_info is plain old data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` has `len` writable bytes; a kernel older than libc's struct
+    // fills a prefix and leaves the rest zero.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(info)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn enable_save_syn(_: BorrowedFd<'_>) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "TCP_SAVE_SYN is Linux-only",
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn saved_syn(_: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "TCP_SAVED_SYN is Linux-only",
+    ))
+}

@@ -1,0 +1,84 @@
+//! `TCP_INFO` snapshots (Linux tcp(7)), reduced to the counters a path diagnosis
+//! needs, and a handle to take them during a connection's life.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// The counters that tell a healthy path from a black hole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TcpInfo {
+    /// Largest segment we send / the largest the client sent us.
+    pub snd_mss: u32,
+    pub rcv_mss: u32,
+    /// The kernel's path MTU toward the client (lowered by ICMP "too big").
+    pub pmtu: u32,
+    /// Smoothed round-trip time, microseconds.
+    pub rtt_us: u32,
+    /// Retransmissions of the current unacknowledged segment (backoff count).
+    pub retransmits: u8,
+    pub total_retrans: u32,
+    pub lost: u32,
+    /// Segments sent and not yet acknowledged.
+    pub unacked: u32,
+    pub bytes_acked: u64,
+    /// In-order bytes received.
+    pub bytes_received: u64,
+    pub data_segs_in: u32,
+    pub data_segs_out: u32,
+    /// Packets received out of order: a later segment arrived before an earlier one.
+    pub rcv_ooopack: u32,
+    pub bytes_retrans: u64,
+    /// Bytes written by us that the kernel has not sent yet.
+    pub notsent_bytes: u32,
+}
+
+impl TcpInfo {
+    #[cfg(target_os = "linux")]
+    fn from_raw(raw: &libc::tcp_info) -> Self {
+        Self {
+            snd_mss: raw.tcpi_snd_mss,
+            rcv_mss: raw.tcpi_rcv_mss,
+            pmtu: raw.tcpi_pmtu,
+            rtt_us: raw.tcpi_rtt,
+            retransmits: raw.tcpi_retransmits,
+            total_retrans: raw.tcpi_total_retrans,
+            lost: raw.tcpi_lost,
+            unacked: raw.tcpi_unacked,
+            bytes_acked: raw.tcpi_bytes_acked,
+            bytes_received: raw.tcpi_bytes_received,
+            data_segs_in: raw.tcpi_data_segs_in,
+            data_segs_out: raw.tcpi_data_segs_out,
+            rcv_ooopack: raw.tcpi_rcv_ooopack,
+            bytes_retrans: raw.tcpi_bytes_retrans,
+            notsent_bytes: raw.tcpi_notsent_bytes,
+        }
+    }
+}
+
+/// A duplicate of a connection's socket, kept only to read `TCP_INFO`. Holding it
+/// keeps the socket open, so holders must be short-lived (a request, a probe's
+/// sampler); the server drops its own copy when the connection ends.
+#[derive(Debug, Clone)]
+pub struct TcpHandle(Arc<OwnedFd>);
+
+impl TcpHandle {
+    pub fn new(fd: OwnedFd) -> Self {
+        Self(Arc::new(fd))
+    }
+
+    /// A snapshot, or `None` where the platform has no `TCP_INFO`.
+    pub fn info(&self) -> Option<TcpInfo> {
+        #[cfg(target_os = "linux")]
+        {
+            crate::sys::tcp_info(self.0.as_fd())
+                .ok()
+                .map(|raw| TcpInfo::from_raw(&raw))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+}

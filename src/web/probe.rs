@@ -1,0 +1,350 @@
+//! Probe endpoints (docs/probes.md): stepped downloads and uploads watched
+//! through `TCP_INFO`, the client's results merged with the server's view, and
+//! the `check.sh` harness.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+
+use super::negotiate::{negotiate, Format};
+use super::{AppError, AppState, ConnectionContext, TcpFacts};
+use crate::diagnose::{self, Finding};
+use crate::probe::{
+    watch, ClientResults, Direction, ProbeObservation, ProbeRun, Progress, StepView, LADDER,
+    MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
+};
+
+/// Probe ids: unique per process, for the store.
+static NEXT_PROBE: AtomicU64 = AtomicU64::new(1);
+
+const CHECK_SH: &str = include_str!("../../static/check.sh");
+
+#[derive(Debug, Serialize)]
+struct ProbeConfig {
+    down: &'static [u64],
+    up: &'static [u64],
+    step_timeout_ms: u64,
+    max_bytes: u64,
+    server_time_ms: f64,
+}
+
+pub(super) async fn config() -> Response {
+    let config = ProbeConfig {
+        down: LADDER,
+        up: LADDER,
+        step_timeout_ms: STEP_TIMEOUT.as_millis() as u64,
+        max_bytes: MAX_PROBE_BYTES,
+        server_time_ms: now_ms(),
+    };
+    no_store(axum::Json(config))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RunQuery {
+    run: Option<String>,
+    size: Option<u64>,
+}
+
+fn run_id(query: &RunQuery) -> Result<Option<String>, AppError> {
+    match &query.run {
+        Some(run) if !crate::probe::valid_run_id(run) => Err(AppError::BadRequest(
+            "run must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
+        )),
+        other => Ok(other.clone()),
+    }
+}
+
+fn context(request: &Request) -> Result<(ConnectionContext, TcpFacts), AppError> {
+    let context = request
+        .extensions()
+        .get::<ConnectionContext>()
+        .cloned()
+        .ok_or(AppError::NoConnection)?;
+    let tcp = request
+        .extensions()
+        .get::<TcpFacts>()
+        .cloned()
+        .unwrap_or_default();
+    Ok((context, tcp))
+}
+
+/// `GET /probe/down/{bytes}`: exactly that many incompressible bytes.
+pub(super) async fn down(
+    State(state): State<AppState>,
+    Path(bytes): Path<String>,
+    Query(query): Query<RunQuery>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let bytes: u64 = bytes
+        .parse()
+        .map_err(|_| AppError::BadRequest("size must be a whole number of bytes".into()))?;
+    if bytes > MAX_PROBE_BYTES {
+        return Err(AppError::BadRequest(format!(
+            "at most {MAX_PROBE_BYTES} bytes per probe"
+        )));
+    }
+    let run = run_id(&query)?;
+    let (context, tcp) = context(&request)?;
+    let progress = Arc::new(Progress::default());
+    let body = state.payload.body(bytes, Some(progress.clone()));
+    if let Some(handle) = tcp.handle {
+        let probes = state.probes.clone();
+        let peer = context.peer();
+        let started_at = SystemTime::now();
+        tokio::spawn(async move {
+            let result =
+                watch::download(handle, progress, STALL_AFTER, STEP_TIMEOUT + STALL_AFTER).await;
+            let observation = ProbeObservation {
+                id: NEXT_PROBE.fetch_add(1, Ordering::Relaxed),
+                peer,
+                run,
+                direction: Direction::Down,
+                bytes,
+                transferred: result.acked.min(result.handed),
+                completed: result.completed,
+                stalled: result.stalled,
+                duration_ms: result.duration_ms,
+                started_at,
+                before: result.before,
+                after: result.after,
+                samples: result.samples,
+            };
+            log(&observation);
+            probes.record(Arc::new(observation));
+        });
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+            // Compression would defeat the point: the bytes on the wire are the probe.
+            (header::CONTENT_ENCODING, "identity"),
+        ],
+        Body::new(body),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct UpAnswer {
+    received: u64,
+    expected: Option<u64>,
+    ms: f64,
+}
+
+/// `POST /probe/up`: counts what arrives; a stall is recorded with the bytes
+/// that did.
+pub(super) async fn up(
+    State(state): State<AppState>,
+    Query(query): Query<RunQuery>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let run = run_id(&query)?;
+    let (context, tcp) = context(&request)?;
+    if query.size.is_some_and(|s| s > MAX_PROBE_BYTES) {
+        return Err(AppError::TooLarge(MAX_PROBE_BYTES));
+    }
+    let expected = query.size.or_else(|| {
+        request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+    });
+    let started = tokio::time::Instant::now();
+    let started_at = SystemTime::now();
+    let before = tcp.handle.as_ref().and_then(|h| h.info());
+    let mut body = request.into_body();
+    let mut received: u64 = 0;
+    let mut stalled = false;
+    loop {
+        match tokio::time::timeout(STALL_AFTER, body.frame()).await {
+            Err(_) => {
+                stalled = true;
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    received += data.len() as u64;
+                    if received > MAX_PROBE_BYTES {
+                        return Err(AppError::TooLarge(MAX_PROBE_BYTES));
+                    }
+                }
+            }
+        }
+    }
+    let ms = crate::capture::ms(started.elapsed());
+    let after = tcp.handle.as_ref().and_then(|h| h.info());
+    let completed = !stalled && expected.is_none_or(|e| e == received);
+    let observation = ProbeObservation {
+        id: NEXT_PROBE.fetch_add(1, Ordering::Relaxed),
+        peer: context.peer(),
+        run,
+        direction: Direction::Up,
+        bytes: expected.unwrap_or(received),
+        transferred: received,
+        completed,
+        stalled,
+        duration_ms: ms,
+        started_at,
+        before,
+        after,
+        samples: Vec::new(),
+    };
+    log(&observation);
+    state.probes.record(Arc::new(observation));
+    let status = if stalled {
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        StatusCode::OK
+    };
+    // Compact JSON on purpose: check.sh matches `"received":N` textually.
+    let answer = serde_json::to_string(&UpAnswer {
+        received,
+        expected,
+        ms,
+    })
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+/// The answer to a posted run.
+#[derive(Debug, Serialize)]
+pub struct RunAnswer {
+    pub run: String,
+    pub verdict: String,
+    pub findings: Vec<Finding>,
+    pub down: Vec<StepView>,
+    pub up: Vec<StepView>,
+    pub clock_offset_ms: Option<f64>,
+    pub report_url: Option<String>,
+}
+
+/// `POST /api/v1/probe/results`.
+pub(super) async fn results(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, AppError> {
+    let (context, tcp) = context(&request)?;
+    let bytes = axum::body::to_bytes(request.into_body(), RESULTS_LIMIT)
+        .await
+        .map_err(|_| AppError::TooLarge(RESULTS_LIMIT as u64))?;
+    let results: ClientResults = serde_json::from_slice(&bytes).map_err(|e| {
+        AppError::BadRequest(format!("results are not valid JSON for this API: {e}"))
+    })?;
+    results.validate().map_err(AppError::BadRequest)?;
+    let observations = state.probes.recent(context.peer().ip());
+    let run = ProbeRun::merge(&results, &observations, now_ms());
+    let findings = diagnose::probe_run(&run, tcp.syn.as_deref());
+    let answer = RunAnswer {
+        verdict: diagnose::probe_verdict(&findings),
+        run: run.run,
+        findings,
+        down: run.down,
+        up: run.up,
+        clock_offset_ms: run.clock_offset_ms,
+        report_url: None,
+    };
+    tracing::info!(
+        target: "tlsdiag::probe",
+        peer = %context.peer(), run = %answer.run, agent = %results.agent,
+        findings = ?answer.findings.iter().map(|f| f.id).collect::<Vec<_>>(),
+        "probe run"
+    );
+    Ok(match negotiate(&headers, None) {
+        Format::Text => no_store(crate::report::text::render_run(
+            &answer.verdict,
+            &answer.findings,
+        )),
+        _ => no_store(axum::Json(answer)),
+    })
+}
+
+/// A results body is a few KiB; this bounds what a client can make us parse.
+const RESULTS_LIMIT: usize = 64 * 1024;
+
+/// `GET /check.sh`: the curl harness, pointed at the server it came from.
+pub(super) async fn check_sh(request: Request) -> Result<Response, AppError> {
+    let (context, _) = context(&request)?;
+    let scheme = match context {
+        ConnectionContext::Tls(_) => "https",
+        ConnectionContext::Plain { .. } => "http",
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .filter(|h| safe_host(h))
+        .unwrap_or_else(|| match &context {
+            ConnectionContext::Tls(a) => a.local.to_string(),
+            ConnectionContext::Plain { local, .. } => local.to_string(),
+        });
+    let script = CHECK_SH.replace("__TLSDIAG_BASE__", &format!("{scheme}://{host}"));
+    Ok(no_store((
+        [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
+        script,
+    )))
+}
+
+/// A Host header that is safe to paste into a shell script: a name or IP and
+/// an optional port, nothing a shell would interpret.
+fn safe_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+fn no_store(inner: impl IntoResponse) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], inner).into_response()
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn log(o: &ProbeObservation) {
+    tracing::info!(
+        target: "tlsdiag::probe",
+        peer = %o.peer, run = o.run.as_deref().unwrap_or(""), direction = ?o.direction,
+        bytes = o.bytes, transferred = o.transferred, completed = o.completed, stalled = o.stalled,
+        retransmissions = o.retransmissions(), ms = o.duration_ms,
+        "probe transfer"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_hosts_reach_the_script() {
+        assert!(safe_host("diag.example.com:8080"));
+        assert!(safe_host("[::1]:8443"));
+        assert!(!safe_host("x$(reboot)"));
+        assert!(!safe_host("a b"));
+        assert!(!safe_host("x\";rm -rf /;\""));
+    }
+}
