@@ -30,6 +30,11 @@ impl IntoResponse for AppError {
             AppError::BadRequest(msg) => {
                 (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response()
             }
+            AppError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over the {limit}-byte limit\n"),
+            )
+                .into_response(),
             internal => {
                 tracing::error!(error = %internal, "internal error while answering a request");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
