@@ -20,7 +20,11 @@ async fn fetch_many<S: AsyncRead + AsyncWrite + Unpin>(stream: S, rounds: usize)
     let mut body = vec![0u8; SIZE];
     let start = Instant::now();
     for _ in 0..rounds {
-        stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
         let mut line = String::new();
         let mut length = 0;
         loop {
@@ -54,7 +58,11 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config = tlsdiag::config::Config::for_tests(dir.path().join("certs"));
     let server = tlsdiag::server::Server::bind(config).await.unwrap();
-    let (http, https, cert) = (server.http_addr(), server.https_addr(), server.cert_path().to_path_buf());
+    let (http, https, cert) = (
+        server.http_addr(),
+        server.https_addr(),
+        server.cert_path().to_path_buf(),
+    );
     tokio::spawn(server.run(std::future::pending()));
 
     // Warm up, then measure.
@@ -67,15 +75,20 @@ async fn main() {
     for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     client.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, TcpStream::connect(https).await.unwrap()).await.unwrap();
+    let tls = connector
+        .connect(name, TcpStream::connect(https).await.unwrap())
+        .await
+        .unwrap();
     let rounds = ROUNDS / 4;
     let elapsed = fetch_many(tls, rounds).await;
     report("HTTPS (TLS 1.3), loopback", elapsed, rounds);

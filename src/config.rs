@@ -62,6 +62,27 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_ATTEMPTS_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub attempts_ttl: Duration,
 
+    /// Directory for saved reports (an SQLite database, created on first start).
+    #[arg(long, env = "TLSDIAG_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// How long saved reports are kept.
+    #[arg(long, env = "TLSDIAG_REPORT_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub report_retention: Duration,
+
+    /// Total size of saved reports, in MiB; beyond it the oldest are deleted.
+    #[arg(long, env = "TLSDIAG_REPORT_MAX_MB", default_value_t = 1024)]
+    pub report_max_mb: u64,
+
+    /// How often expired reports are deleted.
+    #[arg(long, env = "TLSDIAG_REPORT_PURGE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub report_purge_interval: Duration,
+
+    /// Token for the operator view at /admin (HTTP Basic password, or Bearer).
+    /// Without one, /admin does not exist.
+    #[arg(long, env = "TLSDIAG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// How long an idle keep-alive connection is kept open.
     #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
@@ -91,6 +112,30 @@ pub struct Config {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub attempts: StoreLimits,
+    pub reports: ReportSettings,
+}
+
+/// Where and how long reports are kept.
+#[derive(Clone)]
+pub struct ReportSettings {
+    pub data_dir: PathBuf,
+    pub retention: Duration,
+    pub max_bytes: u64,
+    pub purge_interval: Duration,
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for ReportSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("ReportSettings")
+            .field("data_dir", &self.data_dir)
+            .field("retention", &self.retention)
+            .field("max_bytes", &self.max_bytes)
+            .field("purge_interval", &self.purge_interval)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// A setting that cannot work.
@@ -108,6 +153,8 @@ pub enum ConfigError {
     NoConnections,
     #[error("--{0} must be at least 1")]
     Zero(&'static str),
+    #[error("--admin-token must be at least 16 characters")]
+    WeakToken,
 }
 
 impl Args {
@@ -162,6 +209,28 @@ impl Args {
                 )?,
                 ..StoreLimits::default()
             },
+            reports: ReportSettings {
+                data_dir: self.data_dir,
+                retention: check(
+                    "report-retention",
+                    self.report_retention,
+                    secs(1),
+                    secs(10 * 365 * 86_400),
+                )?,
+                max_bytes: at_least_one("report-max-mb", self.report_max_mb as usize)? as u64
+                    * 1024
+                    * 1024,
+                purge_interval: check(
+                    "report-purge-interval",
+                    self.report_purge_interval,
+                    Duration::from_millis(100),
+                    secs(86_400),
+                )?,
+                admin_token: match self.admin_token {
+                    Some(t) if t.len() < 16 => return Err(ConfigError::WeakToken),
+                    other => other,
+                },
+            },
         })
     }
 }
@@ -180,12 +249,19 @@ impl Config {
         Self {
             https_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            cert: CertSource::Generated { dir },
+            cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
             idle_timeout: Duration::from_secs(30),
             attempts: StoreLimits::default(),
+            reports: ReportSettings {
+                data_dir: dir.with_file_name("data"),
+                retention: Duration::from_secs(30 * 86_400),
+                max_bytes: 1 << 30,
+                purge_interval: Duration::from_secs(3600),
+                admin_token: None,
+            },
         }
     }
 }

@@ -28,6 +28,7 @@
 //! | [`store`] | recent attempts per client address, bounded |
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
+//! | [`reports`] | saved, shareable reports: the document, SQLite storage, retention |
 //! | [`report`] | the view model and its text and HTML renderings |
 //! | [`web`] | axum routes, format negotiation, errors |
 //! | [`util`] | small formatting helpers |
@@ -42,6 +43,7 @@ pub mod hello;
 pub mod probe;
 pub mod profile;
 pub mod report;
+pub mod reports;
 pub mod server;
 pub mod store;
 mod sys;

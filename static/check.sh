@@ -140,8 +140,16 @@ main() {
     done
 
     NOW_MS="$(date +%s)000"
-    RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s,"down":[%s],"up":[%s]}' \
-        "$RUN" "$NOW_MS" "$DOWN_JSON" "$UP_JSON")
+    # The server substitutes the case label it validated (A-Za-z0-9._:-).
+    LABEL="${TLSDIAG_CASE:-__TLSDIAG_LABEL__}"
+    # (Split so the server's substitution leaves this comparison alone.)
+    [ "$LABEL" = "__TLSDIAG_""LABEL__" ] && LABEL=""
+    case $LABEL in
+        *[!A-Za-z0-9._:-]*|"") LABEL_JSON="" ;;
+        *) LABEL_JSON=",\"label\":\"$LABEL\"" ;;
+    esac
+    RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s%s,"down":[%s],"up":[%s]}' \
+        "$RUN" "$NOW_MS" "$LABEL_JSON" "$DOWN_JSON" "$UP_JSON")
 
     echo "Sending results ($FAILED failed step(s))..."
     ANSWER=$(curl -s --max-time 30 -H 'Accept: text/plain' \

@@ -427,6 +427,16 @@
     return verdict;
   }
 
+  // Support's case label from the page URL (?case=ACME-1234), if it is one the
+  // server accepts; anything else is left out rather than failing the run.
+  function caseLabel() {
+    var match = /[?&]case=([^&#]*)/.exec(location.search);
+    if (!match) return null;
+    var label;
+    try { label = decodeURIComponent(match[1]); } catch (e) { return null; }
+    return /^[A-Za-z0-9._:-]{1,64}$/.test(label) ? label : null;
+  }
+
   function postResults(state) {
     var body = {
       run: state.run,
@@ -436,6 +446,8 @@
       up: state.results.up.filter(function (r) { return r.error !== 'skipped'; })
     };
     if (state.clockOffset !== null) body.clock_offset_ms = state.clockOffset;
+    var label = caseLabel();
+    if (label) body.label = label;
     return timedFetch('/api/v1/probe/results', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
@@ -549,7 +561,11 @@
     });
   }
 
-  if (ui.curl) ui.curl.textContent = 'curl -s ' + location.origin + '/check.sh | sh';
+  if (ui.curl) {
+    var label = caseLabel();
+    ui.curl.textContent = 'curl -s ' + location.origin + '/check.sh' +
+      (label ? '?case=' + label : '') + ' | sh';
+  }
   if (ui.again) ui.again.addEventListener('click', start);
   if (root.getAttribute('data-autostart') === 'off') {
     if (ui.again) { ui.again.textContent = 'Run the path test'; ui.again.hidden = false; }

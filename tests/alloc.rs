@@ -56,7 +56,13 @@ fn streaming_a_probe_allocates_nothing_per_chunk() {
     let payload = Payload::generate();
     let (small_allocs, small_chunks) = drain(&payload, 64 * 1024);
     let (big_allocs, big_chunks) = drain(&payload, 16 * 1024 * 1024);
-    assert!(big_chunks >= 256 * small_chunks, "{big_chunks} vs {small_chunks} chunks");
-    assert_eq!(big_allocs, small_allocs, "allocations grew with the number of chunks");
+    assert!(
+        big_chunks >= 256 * small_chunks,
+        "{big_chunks} vs {small_chunks} chunks"
+    );
+    assert_eq!(
+        big_allocs, small_allocs,
+        "allocations grew with the number of chunks"
+    );
     assert_eq!(big_allocs, 0, "a chunk is a slice of the shared buffer");
 }

@@ -15,7 +15,10 @@ async fn exchange(server: &TestServer, request: &[u8]) -> (String, Vec<u8>) {
     tcp.write_all(request).await.unwrap();
     let mut response = Vec::new();
     tcp.read_to_end(&mut response).await.unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
     (
         String::from_utf8_lossy(&response[..split]).into_owned(),
         response[split + 4..].to_vec(),
@@ -43,9 +46,17 @@ async fn downloads_are_exact_incompressible_and_uncached() {
             assert!(*counts.iter().max().unwrap() < size / 100, "skewed payload");
         }
     }
-    let (head, _) = exchange(&server, b"GET /probe/down/99999999999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (head, _) = exchange(
+        &server,
+        b"GET /probe/down/99999999999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
-    let (head, _) = exchange(&server, b"GET /probe/down/12?run=%3Cscript%3E HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (head, _) = exchange(
+        &server,
+        b"GET /probe/down/12?run=%3Cscript%3E HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
 }
 
@@ -78,12 +89,21 @@ async fn post_results(server: &TestServer, body: &str, accept: &str) -> (String,
 async fn results_with_a_size_threshold_name_the_black_hole_and_its_direction() {
     let server = TestServer::start().await;
     let step = |bytes: u64, ok: bool| {
-        format!(r#"{{"bytes":{bytes},"ok":{ok},"ms":12.5,"error":{}}}"#, if ok { "null" } else { "\"timeout\"" })
+        format!(
+            r#"{{"bytes":{bytes},"ok":{ok},"ms":12.5,"error":{}}}"#,
+            if ok { "null" } else { "\"timeout\"" }
+        )
     };
-    let up: Vec<String> = [(512, true), (1200, true), (1400, false), (2000, false), (65536, false)]
-        .iter()
-        .map(|(b, ok)| step(*b, *ok))
-        .collect();
+    let up: Vec<String> = [
+        (512, true),
+        (1200, true),
+        (1400, false),
+        (2000, false),
+        (65536, false),
+    ]
+    .iter()
+    .map(|(b, ok)| step(*b, *ok))
+    .collect();
     let down: Vec<String> = [512, 1400, 65536].iter().map(|b| step(*b, true)).collect();
     let body = format!(
         r#"{{"run":"testrun0002","agent":"check.sh","client_time_ms":0,"down":[{}],"up":[{}]}}"#,
@@ -93,12 +113,20 @@ async fn results_with_a_size_threshold_name_the_black_hole_and_its_direction() {
     let (head, answer) = post_results(&server, &body, "application/json").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{answer}");
     let answer = json(&answer);
-    let ids: Vec<&str> = answer["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = answer["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids[0], "path.black-hole-up", "{ids:?}");
     // client_time_ms 0 is ~56 years behind the server: a skewed clock.
     assert!(ids.contains(&"client.clock-skew"), "{ids:?}");
     assert!(!ids.contains(&"path.black-hole-down"), "{ids:?}");
-    assert!(answer["verdict"].as_str().unwrap().contains("from you toward the server"));
+    assert!(answer["verdict"]
+        .as_str()
+        .unwrap()
+        .contains("from you toward the server"));
 
     let (_, text) = post_results(&server, &body, "text/plain").await;
     assert!(text.contains("Verdict"), "{text}");
@@ -112,18 +140,30 @@ async fn hostile_results_get_a_clear_4xx() {
         ("not json", "400"),
         (r#"{"run":"x","agent":"browser"}"#, "400"),
         (r#"{"run":"okrun0001","agent":"<b>evil</b>"}"#, "400"),
-        (r#"{"run":"okrun0001","agent":"browser","down":"lots"}"#, "400"),
-        (r#"{"run":"okrun0001","agent":"browser","down":[{"bytes":-1,"ok":true}]}"#, "400"),
+        (
+            r#"{"run":"okrun0001","agent":"browser","down":"lots"}"#,
+            "400",
+        ),
+        (
+            r#"{"run":"okrun0001","agent":"browser","down":[{"bytes":-1,"ok":true}]}"#,
+            "400",
+        ),
     ];
     for (body, status) in cases {
         let (head, answer) = post_results(&server, body, "application/json").await;
-        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{body}: {head}");
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{body}: {head}"
+        );
         assert!(!answer.is_empty(), "{body}: an error says what is wrong");
     }
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let (head, _) = post_results(&server, &nested, "application/json").await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
-    let huge = format!(r#"{{"run":"okrun0001","agent":"browser","pad":"{}"}}"#, "a".repeat(200_000));
+    let huge = format!(
+        r#"{{"run":"okrun0001","agent":"browser","pad":"{}"}}"#,
+        "a".repeat(200_000)
+    );
     let (head, answer) = post_results(&server, &huge, "application/json").await;
     assert!(head.starts_with("HTTP/1.1 413"), "{head}\n{answer}");
 }
@@ -135,7 +175,11 @@ async fn check_sh_runs_under_sh_and_finds_a_clean_path() {
     }
     let server = TestServer::start().await;
     let url = format!("http://127.0.0.1:{}/check.sh", server.http.port());
-    let script = Command::new("curl").args(["-s", &url]).output().await.unwrap();
+    let script = Command::new("curl")
+        .args(["-s", &url])
+        .output()
+        .await
+        .unwrap();
     let script = String::from_utf8(script.stdout).unwrap();
     assert!(script.starts_with("#!/bin/sh"), "{script}");
     assert!(script.contains(&format!("http://127.0.0.1:{}", server.http.port())));
@@ -146,7 +190,11 @@ async fn check_sh_runs_under_sh_and_finds_a_clean_path() {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("No packet-size problem"), "{stdout}");
     // The Host header cannot smuggle shell into the script.
     let (_, body) = exchange(

@@ -115,6 +115,9 @@ pub struct ClientStep {
 pub struct ClientResults {
     pub run: String,
     pub agent: String,
+    /// Support's case label, from the page's `?case=` (or check.sh's).
+    #[serde(default)]
+    pub label: Option<String>,
     #[serde(default)]
     pub client_time_ms: Option<f64>,
     #[serde(default)]
@@ -133,6 +136,15 @@ impl ClientResults {
     pub fn validate(&self) -> Result<(), String> {
         if !super::valid_run_id(&self.run) {
             return Err("run must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -".into());
+        }
+        if self
+            .label
+            .as_deref()
+            .is_some_and(|l| !crate::reports::valid_label(l))
+        {
+            return Err(
+                "label must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'".into(),
+            );
         }
         if !matches!(self.agent.as_str(), "browser" | "check.sh") {
             return Err("agent must be \"browser\" or \"check.sh\"".into());

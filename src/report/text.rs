@@ -148,14 +148,111 @@ pub fn render(r: &ConnectionReport) -> String {
     out
 }
 
+/// A saved report for curl; ends with its link.
+pub fn render_saved(doc: &crate::reports::ReportDoc, link: &str) -> String {
+    let mut out = String::new();
+    let title = "tlsdiag report";
+    let _ = writeln!(out, "{title}\n{}", "=".repeat(title.len()));
+    let mut meta = format!(
+        "Saved {} from {} by the {} test",
+        doc.created_at, doc.client.address, doc.agent
+    );
+    if let Some(label) = &doc.label {
+        meta.push_str(&format!(", case {label}"));
+    }
+    out.push_str(&wrap(&printable(&meta), WIDTH, ""));
+    out.push('\n');
+    out.push_str(&wrap(&printable(&doc.verdict), WIDTH, ""));
+    let findings = doc.all_findings();
+    if !findings.is_empty() {
+        section(&mut out, "Findings");
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "  [{}] {}",
+                printable(&f.severity),
+                printable(&f.title)
+            );
+            out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
+            for e in &f.evidence {
+                let line = format!("{}: {}", printable(&e.label), printable(&e.value));
+                out.push_str(&wrap_hanging(&line, WIDTH, "    - ", "      "));
+            }
+            for step in &f.fix {
+                out.push_str(&wrap_hanging(
+                    &printable(step),
+                    WIDTH,
+                    "    Fix: ",
+                    "         ",
+                ));
+            }
+            out.push('\n');
+        }
+    }
+    section(&mut out, "Path test");
+    let _ = writeln!(
+        out,
+        "  {:>9}  {:<28} client -> server",
+        "bytes", "server -> client"
+    );
+    for (bytes, down, up) in doc.probe_rows() {
+        let _ = writeln!(
+            out,
+            "  {:>9}  {:<28} {}",
+            bytes,
+            printable(&down),
+            printable(&up)
+        );
+    }
+    if let Some(conn) = &doc.connection {
+        section(&mut out, "The connection that ran the test");
+        out.push_str(&wrap(&printable(&conn.summary), WIDTH, "  "));
+        if let Some(h) = conn.tls.as_ref().and_then(|t| t.client_hello.as_ref()) {
+            out.push_str(&wrap(
+                &format!("Key shares: {}", printable(&h.key_shares())),
+                WIDTH,
+                "  ",
+            ));
+        }
+        for a in &conn.recent_attempts {
+            let status = if a.succeeded { "ok" } else { "FAILED" };
+            out.push_str(&wrap_hanging(
+                &format!("#{} {status} {}", a.id, printable(&a.summary)),
+                WIDTH,
+                "  ",
+                "      ",
+            ));
+        }
+    }
+    let _ = writeln!(out, "\nReport link: {link}");
+    out
+}
+
 /// The answer to a probe run for check.sh: the verdict, then each finding.
-pub fn render_run(verdict: &str, findings: &[crate::diagnose::Finding]) -> String {
+pub fn render_run(
+    verdict: &str,
+    findings: &[crate::diagnose::Finding],
+    report_url: Option<&str>,
+    report_error: Option<&str>,
+) -> String {
     let mut out = String::new();
     section(&mut out, "Verdict");
     out.push_str(&wrap(&printable(verdict), WIDTH, "  "));
     if !findings.is_empty() {
         out.push('\n');
         findings_text(&mut out, findings);
+    }
+    match (report_url, report_error) {
+        (Some(url), _) => {
+            let _ = writeln!(out, "\nReport link (send it to support): {url}");
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(
+                out,
+                "\nNo report was saved: {why}. The verdict above is complete."
+            );
+        }
+        _ => {}
     }
     out
 }

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::certs;
 use crate::config::Config;
+use crate::reports::{ReportStore, SqliteReportStore};
 use crate::tcp::TcpHandle;
 use crate::web::{self, AppState, TcpFacts};
 use std::os::fd::AsFd;
@@ -79,7 +80,21 @@ impl Server {
                 tracing::warn!(error = %err, "TCP_SAVE_SYN unavailable: reports will not show the client's SYN");
             }
         }
-        let state = AppState::new(Arc::new(profile), config.attempts);
+        let reports: Result<Arc<dyn ReportStore>, &'static str> =
+            match SqliteReportStore::open(&config.reports.data_dir) {
+                Ok(store) => {
+                    tracing::info!(db = %store.path().display(), "saving reports");
+                    Ok(Arc::new(store))
+                }
+                Err(err) => {
+                    // Diagnosis still works; reports say why they were not saved.
+                    tracing::error!(error = %err, "reports cannot be saved");
+                    Err(err.public_message())
+                }
+            };
+        let state = AppState::new(Arc::new(profile), config.attempts)
+            .with_reports(reports)
+            .with_admin_token(config.reports.admin_token.as_deref());
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
@@ -114,6 +129,12 @@ impl Server {
 
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        if let Ok(store) = &self.shared.state.reports {
+            tokio::spawn(purge_reports(
+                store.clone(),
+                self.shared.config.reports.clone(),
+            ));
+        }
         let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let https = accept_loop(self.https, limit.clone(), self.shared.clone(), tls::serve);
         let http = accept_loop(self.http, limit, self.shared, plain::serve);
@@ -134,6 +155,23 @@ pub(crate) fn tcp_facts(stream: &TcpStream) -> TcpFacts {
         .map(Arc::new);
     let handle = stream.as_fd().try_clone_to_owned().ok().map(TcpHandle::new);
     TcpFacts { syn, handle }
+}
+
+/// Deletes expired reports now and every `purge_interval`.
+async fn purge_reports(store: Arc<dyn ReportStore>, settings: crate::config::ReportSettings) {
+    let mut tick = tokio::time::interval(settings.purge_interval);
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        let cutoff = std::time::SystemTime::now() - settings.retention;
+        let max = settings.max_bytes;
+        match tokio::task::spawn_blocking(move || store.purge(cutoff, max)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "deleted expired reports"),
+            Ok(Err(err)) => tracing::error!(error = %err, "deleting expired reports failed"),
+            Err(err) => tracing::error!(error = %err, "report purge task failed"),
+        }
+    }
 }
 
 fn bind_hint(what: &str, addr: SocketAddr) -> String {

@@ -9,11 +9,13 @@ use super::AppError;
 
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 const PROBE_JS: &str = include_str!("../../static/probe.js");
+const REPORT_JS: &str = include_str!("../../static/report.js");
 
 pub(super) async fn serve(Path(file): Path<String>) -> Result<Response, AppError> {
     let (body, content_type) = match file.as_str() {
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         "probe.js" => (PROBE_JS, "text/javascript; charset=utf-8"),
+        "report.js" => (REPORT_JS, "text/javascript; charset=utf-8"),
         _ => return Err(AppError::NotFound),
     };
     Ok((

@@ -21,6 +21,9 @@ pub enum AppError {
     Internal(String),
     #[error("body over the {0}-byte limit")]
     TooLarge(u64),
+    /// A dependency (report storage) cannot serve; the message is safe to show.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for AppError {
@@ -30,6 +33,11 @@ impl IntoResponse for AppError {
             AppError::BadRequest(msg) => {
                 (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response()
             }
+            AppError::Unavailable(msg) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("reports are unavailable: {msg}\n"),
+            )
+                .into_response(),
             AppError::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over the {limit}-byte limit\n"),

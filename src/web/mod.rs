@@ -8,6 +8,8 @@
 //! - `GET /api/v1/attempts` — the caller's recent HTTPS attempts (its own address only).
 //! - `GET /probe/down/{n}`, `POST /probe/up`, `GET /api/v1/probe/config`,
 //!   `POST /api/v1/probe/results`, `GET /check.sh` — path probes (docs/probes.md).
+//! - `GET /r/{id}`, `GET /api/v1/reports/{id}` — a saved report (HTML/text, JSON).
+//! - `GET /admin` — the operator's list of reports (only with a token configured).
 //! - `GET /static/*` — the page's CSS and JS (embedded in the binary).
 //! - `GET /healthz` — liveness.
 
@@ -16,6 +18,7 @@ mod error;
 mod negotiate;
 mod probe;
 mod report;
+mod saved;
 
 pub use error::AppError;
 pub use negotiate::Format;
@@ -32,6 +35,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::attempt::TlsAttempt;
 use crate::probe::{Payload, ProbeObservation};
 use crate::profile::ServerProfile;
+use crate::reports::ReportStore;
 use crate::store::{RecentStore, StoreLimits};
 use crate::tcp::{SynInfo, TcpHandle};
 
@@ -70,6 +74,11 @@ pub struct AppState {
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
     pub payload: Payload,
+    /// Saved reports, or why they cannot be saved (the diagnosis works either way).
+    pub reports: Result<Arc<dyn ReportStore>, &'static str>,
+    /// SHA-256 of the admin token: compared in constant time, and equal length
+    /// whatever the guess.
+    pub admin_token: Option<[u8; 32]>,
 }
 
 impl AppState {
@@ -82,8 +91,50 @@ impl AppState {
                 ..limits
             })),
             payload: Payload::generate(),
+            reports: Err("report storage is not configured"),
+            admin_token: None,
         }
     }
+
+    pub fn with_reports(mut self, reports: Result<Arc<dyn ReportStore>, &'static str>) -> Self {
+        self.reports = reports;
+        self
+    }
+
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        use sha2::{Digest, Sha256};
+        self.admin_token = token.map(|t| Sha256::digest(t.as_bytes()).into());
+        self
+    }
+}
+
+/// The URL this server is reachable at for the client that sent `request`:
+/// its scheme and the Host it used (when that is a plain host[:port]), else our
+/// local address. Used in links and in check.sh, so nothing odd gets through.
+pub(crate) fn base_url(request: &axum::extract::Request, context: &ConnectionContext) -> String {
+    let (scheme, local) = match context {
+        ConnectionContext::Tls(a) => ("https", a.local),
+        ConnectionContext::Plain { local, .. } => ("http", *local),
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .filter(|h| safe_host(h))
+        .unwrap_or_else(|| local.to_string());
+    format!("{scheme}://{host}")
+}
+
+/// A Host that is safe to paste into a link or a shell script: a name or IP
+/// and an optional port, nothing a shell or HTML would interpret.
+pub(crate) fn safe_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 /// Content-Security-Policy for every response: our own assets only, no inline
@@ -101,6 +152,9 @@ pub fn router(state: AppState) -> Router {
         .route("/probe/down/{bytes}", get(probe::down))
         .route("/probe/up", post(probe::up))
         .route("/check.sh", get(probe::check_sh))
+        .route("/r/{id}", get(saved::page))
+        .route("/api/v1/reports/{id}", get(saved::json))
+        .route("/admin", get(saved::admin))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(|| async { AppError::NotFound })

@@ -20,6 +20,9 @@ use crate::probe::{
     watch, ClientResults, Direction, ProbeObservation, ProbeRun, Progress, StepView, LADDER,
     MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
 };
+use crate::reports::model::ProbeSection;
+use crate::reports::store::NewReport;
+use crate::reports::{SavedReport, REPORT_SCHEMA_VERSION};
 
 /// Probe ids: unique per process, for the store.
 static NEXT_PROBE: AtomicU64 = AtomicU64::new(1);
@@ -233,7 +236,77 @@ pub struct RunAnswer {
     pub down: Vec<StepView>,
     pub up: Vec<StepView>,
     pub clock_offset_ms: Option<f64>,
+    /// Where the saved report can be read (send this to support).
     pub report_url: Option<String>,
+    /// Why no report was saved, when none was.
+    pub report_error: Option<&'static str>,
+}
+
+/// Saves the run as a report; returns its id, or a sentence for the user.
+async fn save(
+    state: &AppState,
+    results: &ClientResults,
+    run: &ProbeRun,
+    verdict: &str,
+    findings: &[Finding],
+    connection: &crate::report::ConnectionReport,
+) -> Result<String, &'static str> {
+    let store = state.reports.clone()?;
+    let id = crate::reports::new_id().map_err(|err| {
+        tracing::error!(error = %err, "no randomness for a report id");
+        "the server could not create a report id"
+    })?;
+    let worst = findings
+        .iter()
+        .chain(&connection.findings)
+        .map(|f| f.severity)
+        .max();
+    let document = SavedReport {
+        schema_version: REPORT_SCHEMA_VERSION,
+        id: &id,
+        created_at: SystemTime::now(),
+        server_version: env!("CARGO_PKG_VERSION"),
+        label: results.label.as_deref(),
+        agent: &results.agent,
+        verdict,
+        worst,
+        client: &connection.client,
+        connection,
+        probe: ProbeSection {
+            run: &run.run,
+            clock_offset_ms: run.clock_offset_ms,
+            down: &run.down,
+            up: &run.up,
+        },
+        findings,
+    };
+    let body = serde_json::to_string(&document).map_err(|err| {
+        tracing::error!(error = %err, "serializing a report");
+        "the server could not write the report"
+    })?;
+    let new = NewReport {
+        id: id.clone(),
+        created_at: document.created_at,
+        label: results.label.clone(),
+        client_address: connection.client.address.clone(),
+        worst: worst.map(|w| w.as_str().to_owned()),
+        summary: verdict.to_owned(),
+        body,
+    };
+    match tokio::task::spawn_blocking(move || store.save(&new)).await {
+        Ok(Ok(())) => {
+            tracing::info!(target: "tlsdiag::report", %id, label = results.label.as_deref().unwrap_or(""), "report saved");
+            Ok(id)
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "saving a report failed");
+            Err(err.public_message())
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "report save task failed");
+            Err("the server could not write the report")
+        }
+    }
 }
 
 /// `POST /api/v1/probe/results`.
@@ -243,6 +316,10 @@ pub(super) async fn results(
     request: Request,
 ) -> Result<Response, AppError> {
     let (context, tcp) = context(&request)?;
+    // The posting connection's own report (its ClientHello, SYN, recent
+    // attempts) goes into the saved report; take it before the body is read.
+    let connection = super::report::build(&state, &request)?;
+    let base = super::base_url(&request, &context);
     let bytes = axum::body::to_bytes(request.into_body(), RESULTS_LIMIT)
         .await
         .map_err(|_| AppError::TooLarge(RESULTS_LIMIT as u64))?;
@@ -253,14 +330,21 @@ pub(super) async fn results(
     let observations = state.probes.recent(context.peer().ip());
     let run = ProbeRun::merge(&results, &observations, now_ms());
     let findings = diagnose::probe_run(&run, tcp.syn.as_deref());
+    let verdict = diagnose::probe_verdict(&findings);
+    let (report_url, report_error) =
+        match save(&state, &results, &run, &verdict, &findings, &connection).await {
+            Ok(id) => (Some(format!("{base}/r/{id}")), None),
+            Err(message) => (None, Some(message)),
+        };
     let answer = RunAnswer {
-        verdict: diagnose::probe_verdict(&findings),
+        verdict,
         run: run.run,
         findings,
         down: run.down,
         up: run.up,
         clock_offset_ms: run.clock_offset_ms,
-        report_url: None,
+        report_url,
+        report_error,
     };
     tracing::info!(
         target: "tlsdiag::probe",
@@ -272,6 +356,8 @@ pub(super) async fn results(
         Format::Text => no_store(crate::report::text::render_run(
             &answer.verdict,
             &answer.findings,
+            answer.report_url.as_deref(),
+            answer.report_error,
         )),
         _ => no_store(axum::Json(answer)),
     })
@@ -280,39 +366,33 @@ pub(super) async fn results(
 /// A results body is a few KiB; this bounds what a client can make us parse.
 const RESULTS_LIMIT: usize = 64 * 1024;
 
-/// `GET /check.sh`: the curl harness, pointed at the server it came from.
-pub(super) async fn check_sh(request: Request) -> Result<Response, AppError> {
+#[derive(Debug, Deserialize)]
+pub(super) struct CheckQuery {
+    case: Option<String>,
+}
+
+/// `GET /check.sh[?case=LABEL]`: the curl harness, pointed at the server it
+/// came from and carrying support's case label.
+pub(super) async fn check_sh(
+    Query(query): Query<CheckQuery>,
+    request: Request,
+) -> Result<Response, AppError> {
     let (context, _) = context(&request)?;
-    let scheme = match context {
-        ConnectionContext::Tls(_) => "https",
-        ConnectionContext::Plain { .. } => "http",
+    let label = match query.case {
+        Some(label) if !crate::reports::valid_label(&label) => {
+            return Err(AppError::BadRequest(
+                "case must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'".into(),
+            ))
+        }
+        other => other.unwrap_or_default(),
     };
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()))
-        .filter(|h| safe_host(h))
-        .unwrap_or_else(|| match &context {
-            ConnectionContext::Tls(a) => a.local.to_string(),
-            ConnectionContext::Plain { local, .. } => local.to_string(),
-        });
-    let script = CHECK_SH.replace("__TLSDIAG_BASE__", &format!("{scheme}://{host}"));
+    let script = CHECK_SH
+        .replace("__TLSDIAG_BASE__", &super::base_url(&request, &context))
+        .replace("__TLSDIAG_LABEL__", &label);
     Ok(no_store((
         [(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8")],
         script,
     )))
-}
-
-/// A Host header that is safe to paste into a shell script: a name or IP and
-/// an optional port, nothing a shell would interpret.
-fn safe_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 fn no_store(inner: impl IntoResponse) -> Response {
@@ -333,18 +413,4 @@ fn log(o: &ProbeObservation) {
         retransmissions = o.retransmissions(), ms = o.duration_ms,
         "probe transfer"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_hosts_reach_the_script() {
-        assert!(safe_host("diag.example.com:8080"));
-        assert!(safe_host("[::1]:8443"));
-        assert!(!safe_host("x$(reboot)"));
-        assert!(!safe_host("a b"));
-        assert!(!safe_host("x\";rm -rf /;\""));
-    }
 }

@@ -65,7 +65,7 @@ fn recent_attempts(state: &AppState, peer: std::net::SocketAddr) -> Vec<AttemptV
         .collect()
 }
 
-fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppError> {
+pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppError> {
     let context = request
         .extensions()
         .get::<ConnectionContext>()

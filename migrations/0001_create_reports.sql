@@ -1,0 +1,15 @@
+-- Saved reports: one row per finished harness run. `body` is the report JSON
+-- (docs/api.md, "Saved reports"); the other columns are what the operator view
+-- lists and filters on, and what retention deletes by.
+CREATE TABLE reports (
+    id             TEXT PRIMARY KEY,        -- 32 hex chars, 128 random bits
+    created_at_ms  INTEGER NOT NULL,        -- Unix time, milliseconds
+    label          TEXT,                    -- support's case label, validated
+    client_address TEXT NOT NULL,
+    worst          TEXT,                    -- most severe finding: info/warning/error
+    summary        TEXT NOT NULL,           -- the verdict line
+    body           TEXT NOT NULL,           -- the report JSON
+    size           INTEGER NOT NULL         -- length of body in bytes
+);
+CREATE INDEX reports_by_time ON reports (created_at_ms);
+CREATE INDEX reports_by_label ON reports (label, created_at_ms);

@@ -1,0 +1,60 @@
+//! Shareable reports: what a finished harness run saved, by unguessable id.
+//!
+//! - [`store`]: the storage trait and its SQLite implementation (WAL, versioned
+//!   migrations in `migrations/`, retention and a size cap).
+//! - [`model`]: the saved report document (written as JSON) and the read model
+//!   the report page renders from it.
+//!
+//! A report is written once and never changed. The JSON stored is exactly what
+//! `/api/v1/reports/{id}` returns, so what support reads a day later is what
+//! the customer's run produced, whatever version of tlsdiag serves it.
+
+pub mod model;
+pub mod store;
+
+pub use model::{ReportDoc, SavedReport, REPORT_SCHEMA_VERSION};
+pub use store::{ReportMeta, ReportStore, SqliteReportStore, StoreError, StoredReport};
+
+/// A new report id: 16 bytes from the OS's CSPRNG, as 32 lowercase hex
+/// characters (128 bits: unguessable, and the only way to reach a report).
+pub fn new_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(crate::hello::model::to_hex(&bytes))
+}
+
+/// Report ids as `new_id` makes them; anything else is not looked up.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A support case label: 1 to 64 of `[A-Za-z0-9._:-]`. Strict on purpose: it
+/// is shown to support and used in filters, and markup has no business in it.
+pub fn valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_128_random_bits() {
+        let a = new_id().unwrap();
+        let b = new_id().unwrap();
+        assert!(valid_id(&a) && valid_id(&b));
+        assert_ne!(a, b);
+        assert!(!valid_id("../../etc/passwd"));
+    }
+
+    #[test]
+    fn labels_are_plain() {
+        assert!(valid_label("ACME-1234"));
+        assert!(!valid_label("<b>ACME</b>"));
+        assert!(!valid_label(""));
+        assert!(!valid_label(&"x".repeat(65)));
+    }
+}
