@@ -23,6 +23,17 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
+    /// Address of the probe listener: plain HTTP with full-size packets, for the
+    /// stepped transfers run from the plain-HTTP page and check.sh.
+    #[arg(long, env = "TLSDIAG_PROBE_ADDR", default_value = "127.0.0.1:8081")]
+    pub probe_addr: SocketAddr,
+
+    /// MSS the plain-HTTP listener announces, so its pages and the results
+    /// clients post cross paths that drop full-size packets. 1,220 keeps packets
+    /// within 1,280 bytes, the smallest MTU IPv6 allows on any link. 0 disables.
+    #[arg(long, env = "TLSDIAG_REPORT_MSS", default_value_t = 1220)]
+    pub report_mss: u32,
+
     /// PEM certificate chain (leaf first). Without it, a self-signed certificate
     /// for localhost is generated into --certs-dir on first start and reused after.
     #[arg(long, env = "TLSDIAG_TLS_CERT", requires = "tls_key")]
@@ -106,6 +117,9 @@ pub enum CertSource {
 pub struct Config {
     pub https_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub probe_addr: SocketAddr,
+    /// MSS clamp for the plain-HTTP listener (`None`: the kernel's default).
+    pub report_mss: Option<u32>,
     pub cert: CertSource,
     pub hello_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -153,6 +167,8 @@ pub enum ConfigError {
     NoConnections,
     #[error("--{0} must be at least 1")]
     Zero(&'static str),
+    #[error("--report-mss must be 0 (off) or between 536 and 65495")]
+    Mss,
     #[error("--admin-token must be at least 16 characters")]
     WeakToken,
 }
@@ -175,6 +191,12 @@ impl Args {
         Ok(Config {
             https_addr: self.https_addr,
             http_addr: self.http_addr,
+            probe_addr: self.probe_addr,
+            report_mss: match self.report_mss {
+                0 => None,
+                mss if (536..=65495).contains(&mss) => Some(mss),
+                _ => return Err(ConfigError::Mss),
+            },
             cert: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => CertSource::Files { cert, key },
                 _ => CertSource::Generated {
@@ -249,6 +271,8 @@ impl Config {
         Self {
             https_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            probe_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            report_mss: Some(1220),
             cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),

@@ -1,5 +1,5 @@
-//! The three Linux socket options std and tokio do not expose: `TCP_INFO`,
-//! `TCP_SAVE_SYN` and `TCP_SAVED_SYN` (tcp(7)). The only `unsafe` in the crate,
+//! The Linux socket options std and tokio do not expose: `TCP_INFO`,
+//! `TCP_SAVE_SYN`, `TCP_SAVED_SYN` and `TCP_MAXSEG` (tcp(7)). The only `unsafe` in the crate,
 //! kept to these calls so the rest can stay safe.
 //!
 //! Every function takes a borrowed fd, so the socket outlives the call; the
@@ -24,6 +24,28 @@ pub fn enable_save_syn(listener: BorrowedFd<'_>) -> io::Result<()> {
             libc::IPPROTO_TCP,
             libc::TCP_SAVE_SYN,
             (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Caps the MSS of connections accepted on `listener`: announced in our SYN-ACK
+/// (so the client sends segments no larger) and used for what we send.
+#[cfg(target_os = "linux")]
+pub fn set_max_segment(listener: BorrowedFd<'_>, mss: u32) -> io::Result<()> {
+    let value = mss as libc::c_int;
+    // SAFETY: `value` lives across the call and its size is passed exactly.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -87,6 +109,14 @@ pub fn enable_save_syn(_: BorrowedFd<'_>) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "TCP_SAVE_SYN is Linux-only",
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn set_max_segment(_: BorrowedFd<'_>, _: u32) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "TCP_MAXSEG on listeners is Linux-only here",
     ))
 }
 

@@ -11,6 +11,10 @@
   var RUN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
   var MAX_STEPS = 64;             // per direction (contract)
   var RUN_BUDGET_MS = 120000;     // no new step starts after this much time
+  // After this many failures in a row in one direction, larger steps in that
+  // direction are skipped: past a size limit they would only time out too.
+  var FAILS_BEFORE_SKIP = 2;
+  var probeBase = '';             // where transfers go; '' = this origin
   var CONFIG_TIMEOUT_MS = 15000;
   var RESULTS_TIMEOUT_MS = 20000;
   var DEFAULT_STEP_TIMEOUT_MS = 8000;
@@ -155,6 +159,10 @@
         offset = Math.round((d0 + rtt) - (cfg.server_time_ms + rtt / 2));
       }
       var steps = { down: validSizes(cfg.down, maxBytes), up: validSizes(cfg.up, maxBytes) };
+      // The plain-HTTP page runs its transfers on the probe port (full-size
+      // packets); only an http(s) origin is accepted.
+      probeBase = (typeof cfg.probe_base === 'string' && /^https?:\/\/[A-Za-z0-9.:\[\]-]+$/.test(cfg.probe_base))
+        ? cfg.probe_base : '';
       if (!steps.down.length && !steps.up.length) throw new Error('the server sent no sizes to test');
       return { steps: steps, stepTimeout: stepTimeout, clockOffset: offset };
     }).catch(function (err) { err.phase = 'fetching the test configuration'; throw err; });
@@ -163,7 +171,7 @@
   // ---------- one step ----------
 
   function runDown(run, n, timeoutMs) {
-    return timedFetch('/probe/down/' + n + '?run=' + run, {}, timeoutMs, function (resp) {
+    return timedFetch(probeBase + '/probe/down/' + n + '?run=' + run, {}, timeoutMs, function (resp) {
       if (resp.status !== 200) throw statusError(resp);
       return resp.arrayBuffer().then(function (buf) {
         if (buf.byteLength !== n) {
@@ -175,7 +183,7 @@
 
   function runUp(run, n, timeoutMs) {
     var body = randomBytes(n);
-    return timedFetch('/probe/up?run=' + run + '&size=' + n, {
+    return timedFetch(probeBase + '/probe/up?run=' + run + '&size=' + n, {
       method: 'POST',
       headers: { 'Content-Type': 'application/octet-stream', 'Accept': 'application/json' },
       body: body
@@ -514,10 +522,11 @@
         cfg.steps[dir].forEach(function (n) { queue.push({ dir: dir, n: n }); });
       });
 
+      var failsInARow = { down: 0, up: 0 };
       function next(i) {
         if (i >= queue.length) return Promise.resolve();
         var q = queue[i];
-        if (now() - started > RUN_BUDGET_MS) {
+        if (now() - started > RUN_BUDGET_MS || failsInARow[q.dir] >= FAILS_BEFORE_SKIP) {
           var skipped = { bytes: q.n, ok: false, ms: 0, error: 'skipped' };
           state.results[q.dir].push(skipped);
           updateRow(state, q.dir, skipped);
@@ -528,6 +537,7 @@
                   groupDigits(q.n) + ' bytes (' + (done + 1) + ' of ' + total + ')…');
         markRunning(state, q.dir, q.n);
         return step(q.dir, state.run, q.n, state.stepTimeout).then(function (res) {
+          failsInARow[q.dir] = res.ok ? 0 : failsInARow[q.dir] + 1;
           state.results[q.dir].push(res);
           updateRow(state, q.dir, res);
           drawBar(state, q.dir, res);
@@ -547,7 +557,7 @@
       var skipped = state.results.down.concat(state.results.up)
         .filter(function (r) { return r.error === 'skipped'; }).length;
       setStatus('Run ' + state.run + ' finished: ' + failed + ' failed step' + (failed === 1 ? '' : 's') +
-                (skipped ? ', ' + skipped + ' skipped (time limit)' : '') + '.');
+                (skipped ? ', ' + skipped + ' larger step' + (skipped === 1 ? '' : 's') + ' skipped' : '') + '.');
       root.setAttribute('data-verdict', verdict);
       root.setAttribute('data-state', 'done');
     }).catch(function (err) {

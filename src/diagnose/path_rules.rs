@@ -112,15 +112,19 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
         .max()
         .filter(|mss| *mss > 0)
         .map(|mss| mss + IPV4_TCP_HEADERS);
-    let bound = largest_seen.map_or_else(
-        || format!("{} bytes of data", thousands(b.largest_ok.bytes as usize)),
-        |p| format!("~{} bytes", thousands(p as usize)),
-    );
-    let mut f = Finding::new(
-        "path.black-hole-up",
-        Severity::Error,
-        format!("MTU black hole from you toward the server: packets larger than {bound} are dropped"),
-    )
+    // What the client sends when it fills a packet: its own MSS says.
+    let full_size = syn.and_then(|s| s.implied_mtu);
+    let title = match full_size {
+        Some(mtu) => format!(
+            "MTU black hole from you toward the server: your full-size packets ({} bytes) are dropped",
+            thousands(mtu as usize)
+        ),
+        None => format!(
+            "MTU black hole from you toward the server: uploads of {} bytes and more never arrive",
+            thousands(b.smallest_failed.bytes as usize)
+        ),
+    };
+    let mut f = Finding::new("path.black-hole-up", Severity::Error, title)
     .explain(format!(
         "Uploads up to {} bytes arrive; from {} bytes on they never complete. Your computer sends \
          full-size packets, something on your side of the path (a VPN, tunnel or firewall) cannot \

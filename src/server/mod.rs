@@ -58,6 +58,7 @@ impl Shared {
 pub struct Server {
     https: TcpListener,
     http: TcpListener,
+    probe: TcpListener,
     shared: Arc<Shared>,
     cert_path: PathBuf,
 }
@@ -74,7 +75,16 @@ impl Server {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| bind_hint("HTTP", config.http_addr))?;
-        for listener in [&https, &http] {
+        let probe = TcpListener::bind(config.probe_addr)
+            .await
+            .with_context(|| bind_hint("probe", config.probe_addr))?;
+        if let Some(mss) = config.report_mss {
+            // Reports must reach clients whose path drops full-size packets.
+            if let Err(err) = crate::sys::set_max_segment(http.as_fd(), mss) {
+                tracing::warn!(error = %err, mss, "cannot clamp the plain-HTTP listener's MSS");
+            }
+        }
+        for listener in [&https, &http, &probe] {
             // Without it reports lack the SYN facts; everything else still works.
             if let Err(err) = crate::sys::enable_save_syn(listener.as_fd()) {
                 tracing::warn!(error = %err, "TCP_SAVE_SYN unavailable: reports will not show the client's SYN");
@@ -94,7 +104,8 @@ impl Server {
             };
         let state = AppState::new(Arc::new(profile), config.attempts)
             .with_reports(reports)
-            .with_admin_token(config.reports.admin_token.as_deref());
+            .with_admin_token(config.reports.admin_token.as_deref())
+            .with_probe_port(probe.local_addr().map(|a| a.port()).unwrap_or(0));
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
@@ -105,6 +116,7 @@ impl Server {
         Ok(Self {
             https,
             http,
+            probe,
             shared,
             cert_path,
         })
@@ -137,11 +149,13 @@ impl Server {
         }
         let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let https = accept_loop(self.https, limit.clone(), self.shared.clone(), tls::serve);
-        let http = accept_loop(self.http, limit, self.shared, plain::serve);
+        let http = accept_loop(self.http, limit.clone(), self.shared.clone(), plain::serve);
+        let probe = accept_loop(self.probe, limit, self.shared, plain::serve);
         tokio::select! {
             _ = shutdown => tracing::info!("shutting down"),
             _ = https => {},
             _ = http => {},
+            _ = probe => {},
         }
     }
 }

@@ -79,6 +79,8 @@ pub struct AppState {
     /// SHA-256 of the admin token: compared in constant time, and equal length
     /// whatever the guess.
     pub admin_token: Option<[u8; 32]>,
+    /// Port of the probe listener (plain HTTP, full-size packets).
+    pub probe_port: u16,
 }
 
 impl AppState {
@@ -93,7 +95,13 @@ impl AppState {
             payload: Payload::generate(),
             reports: Err("report storage is not configured"),
             admin_token: None,
+            probe_port: 0,
         }
+    }
+
+    pub fn with_probe_port(mut self, port: u16) -> Self {
+        self.probe_port = port;
+        self
     }
 
     pub fn with_reports(mut self, reports: Result<Arc<dyn ReportStore>, &'static str>) -> Self {
@@ -138,32 +146,71 @@ pub(crate) fn safe_host(host: &str) -> bool {
 }
 
 /// Content-Security-Policy for every response: our own assets only, no inline
-/// script or style, never framed.
-const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// script or style, never framed. The page may also talk to the probe port.
+fn csp(probe_port: u16) -> HeaderValue {
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+         connect-src 'self' http://*:{probe_port}; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    );
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
+
+/// Where the ladder should run for a page served over `context`: the same
+/// origin over HTTPS (an HTTPS page may not fetch http://), else the probe
+/// port, whose packets are full size (the plain-HTTP port's are clamped).
+pub(crate) fn probe_base(
+    request: &axum::extract::Request,
+    context: &ConnectionContext,
+    probe_port: u16,
+) -> String {
+    match context {
+        ConnectionContext::Tls(_) => base_url(request, context),
+        ConnectionContext::Plain { .. } => {
+            let base = base_url(request, context);
+            let host = base.trim_start_matches("http://");
+            // Strip a port: "[v6]:p" -> "[v6]", "name:p" -> "name".
+            let name = match host.rfind(':') {
+                Some(i) if !host[i..].contains(']') => &host[..i],
+                _ => host,
+            };
+            format!("http://{name}:{probe_port}")
+        }
+    }
+}
 
 pub fn router(state: AppState) -> Router {
+    // Probe transfers may come from the plain-HTTP page on another port.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE]);
+    let probes = Router::new()
+        .route("/probe/down/{bytes}", get(probe::down))
+        .route("/probe/up", post(probe::up))
+        .layer(cors);
+    let csp = csp(state.probe_port);
     Router::new()
         .route("/", get(report::connection))
         .route("/api/v1/connection", get(report::connection_json))
         .route("/api/v1/attempts", get(report::attempts_json))
         .route("/api/v1/probe/config", get(probe::config))
         .route("/api/v1/probe/results", post(probe::results))
-        .route("/probe/down/{bytes}", get(probe::down))
-        .route("/probe/up", post(probe::up))
         .route("/check.sh", get(probe::check_sh))
         .route("/r/{id}", get(saved::page))
         .route("/api/v1/reports/{id}", get(saved::json))
         .route("/admin", get(saved::admin))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(probes)
         .fallback(|| async { AppError::NotFound })
         // Probe uploads enforce their own (larger) limit while streaming.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
+            csp,
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -31,6 +31,8 @@ const CHECK_SH: &str = include_str!("../../static/check.sh");
 
 #[derive(Debug, Serialize)]
 struct ProbeConfig {
+    /// Where to send the ladder's transfers ("" means this origin).
+    probe_base: String,
     down: &'static [u64],
     up: &'static [u64],
     step_timeout_ms: u64,
@@ -38,15 +40,24 @@ struct ProbeConfig {
     server_time_ms: f64,
 }
 
-pub(super) async fn config() -> Response {
+pub(super) async fn config(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let (context, _) = context(&request)?;
+    let probe_base = match context {
+        ConnectionContext::Tls(_) => String::new(),
+        ConnectionContext::Plain { .. } => super::probe_base(&request, &context, state.probe_port),
+    };
     let config = ProbeConfig {
+        probe_base,
         down: LADDER,
         up: LADDER,
         step_timeout_ms: STEP_TIMEOUT.as_millis() as u64,
         max_bytes: MAX_PROBE_BYTES,
         server_time_ms: now_ms(),
     };
-    no_store(axum::Json(config))
+    Ok(no_store(axum::Json(config)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,6 +385,7 @@ pub(super) struct CheckQuery {
 /// `GET /check.sh[?case=LABEL]`: the curl harness, pointed at the server it
 /// came from and carrying support's case label.
 pub(super) async fn check_sh(
+    State(state): State<AppState>,
     Query(query): Query<CheckQuery>,
     request: Request,
 ) -> Result<Response, AppError> {
@@ -387,6 +399,10 @@ pub(super) async fn check_sh(
         other => other.unwrap_or_default(),
     };
     let script = CHECK_SH
+        .replace(
+            "__TLSDIAG_PROBE_BASE__",
+            &super::probe_base(&request, &context, state.probe_port),
+        )
         .replace("__TLSDIAG_BASE__", &super::base_url(&request, &context))
         .replace("__TLSDIAG_LABEL__", &label);
     Ok(no_store((

@@ -16,6 +16,8 @@ use tlsdiag::config::Config;
 use tlsdiag::server::Server;
 use tokio::sync::oneshot;
 
+pub mod netns;
+
 /// A running server; stops when dropped.
 pub struct TestServer {
     pub https: SocketAddr,
