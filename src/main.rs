@@ -14,12 +14,15 @@ async fn main() -> Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Colour only for a person at a terminal, never in files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let config = Args::parse().into_config()?;
     let server = Server::bind(config).await?;
     tracing::info!(
         https = %format!("https://{}/", server.https_addr()),
         http = %format!("http://{}/", server.http_addr()),
+        probe = %format!("http://{}/", server.probe_addr()),
         cert = %server.cert_path().display(),
         "tlsdiag listening"
     );

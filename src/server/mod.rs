@@ -134,6 +134,12 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    pub fn probe_addr(&self) -> SocketAddr {
+        self.probe
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
     /// The PEM file of the certificate being served (for clients that must trust it).
     pub fn cert_path(&self) -> &std::path::Path {
         &self.cert_path
