@@ -50,9 +50,15 @@ pub fn probe_run(run: &ProbeRun, syn: Option<&SynInfo>) -> Vec<Finding> {
 
 /// One line for a run: the headline a customer reads first.
 pub fn probe_verdict(findings: &[Finding]) -> String {
-    let up = findings.iter().find(|f| f.id == "path.black-hole-up");
+    let up = findings
+        .iter()
+        .find(|f| f.id == "path.black-hole-up" || f.id == "path.fragments-dropped");
     let down = findings.iter().find(|f| f.id == "path.black-hole-down");
     match (up, down) {
+        (Some(up), _) if up.id == "path.fragments-dropped" => format!(
+            "{}. Fix: let IP fragments through, or clamp TCP MSS so none are needed; details below.",
+            up.title
+        ),
         (Some(up), _) => format!(
             "{}. ICMP \"fragmentation needed\" is not getting through (otherwise your computer would \
              resend smaller packets). Fix: allow ICMP type 3 code 4 and clamp TCP MSS; details below.",

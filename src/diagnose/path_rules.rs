@@ -124,6 +124,12 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
             thousands(b.smallest_failed.bytes as usize)
         ),
     };
+    // A client that does not set DF lets routers fragment its large packets; if
+    // they still vanish, the fragments are what is dropped (the seed incident's
+    // "drop all IP fragments" rule).
+    if syn.and_then(|s| s.dont_fragment) == Some(false) {
+        return Some(fragments_dropped(&b, largest_seen));
+    }
     let mut f = Finding::new("path.black-hole-up", Severity::Error, title)
     .explain(format!(
         "Uploads up to {} bytes arrive; from {} bytes on they never complete. Your computer sends \
@@ -174,6 +180,36 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
             .fix("Set the tunnel interface's MTU to what the path carries (e.g. ip link set dev tun0 mtu 1400), and do not drop IP fragments as a blanket rule.")
             .fix("Find the real path MTU: ping -M do -s 1372 SERVER (1372 + 28 = 1400 bytes; lower -s until replies come back)"),
     )
+}
+
+fn fragments_dropped(b: &Break<'_>, largest_seen: Option<u32>) -> Finding {
+    let mut f = Finding::new(
+        "path.fragments-dropped",
+        Severity::Error,
+        format!(
+            "IP fragments from your network are dropped: uploads of {} bytes and more never arrive",
+            thousands(b.smallest_failed.bytes as usize)
+        ),
+    )
+    .explain(format!(
+        "Your computer sends without the \"don't fragment\" flag, so a router with a smaller MTU \
+         splits large packets into fragments instead of asking for smaller ones. Uploads up to {} \
+         bytes arrive; larger ones never do, so something on the path drops the fragments: a \
+         firewall rule that discards all IP fragments as a \"hardening\" measure is the usual cause.",
+        thousands(b.largest_ok.bytes as usize)
+    ))
+    .evidence("largest upload that arrived", format!("{} bytes", thousands(b.largest_ok.bytes as usize)))
+    .evidence("smallest upload that failed", format!("{} bytes", thousands(b.smallest_failed.bytes as usize)))
+    .evidence("don't-fragment flag in your SYN", "not set");
+    if let Some(p) = largest_seen {
+        f = f.evidence(
+            "largest packet that reached us",
+            format!("~{} bytes", thousands(p as usize)),
+        );
+    }
+    f.fix("Let IP fragments through the firewall (or at least fragments of established TCP connections).")
+        .fix("Better: clamp TCP MSS on the tunnel router so nothing needs fragmenting: iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
+        .fix("Set the tunnel interface's MTU to what the path carries (e.g. ip link set dev tun0 mtu 1400).")
 }
 
 /// Failures that are not a size limit: some small steps fail while larger pass.
@@ -290,6 +326,29 @@ mod tests {
         let f = black_hole_down(&r).unwrap();
         assert!(f.title.contains("1,400 bytes and more"), "{}", f.title);
         assert!(unreliable(&r).is_empty());
+    }
+
+    #[test]
+    fn without_df_a_size_limit_means_fragments_are_dropped() {
+        let r = run(&[], &[(512, true), (1400, false), (2000, false)]);
+        let syn = crate::tcp::syn::SynInfo {
+            ip_version: 4,
+            ttl: 64,
+            initial_ttl: 64,
+            hops: 0,
+            dont_fragment: Some(false),
+            window: 64240,
+            options: vec![],
+            mss: Some(1460),
+            window_scale: None,
+            sack_permitted: false,
+            timestamps: false,
+            implied_mtu: Some(1500),
+        };
+        assert_eq!(
+            black_hole_up(&r, Some(&syn)).unwrap().id,
+            "path.fragments-dropped"
+        );
     }
 
     #[test]
