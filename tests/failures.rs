@@ -326,3 +326,47 @@ async fn attempts_are_shown_only_to_their_own_address() {
     );
     assert_eq!(json["recent_attempts"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_shared_group_and_no_shared_signature_scheme_list_both_sides() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let server = server().await;
+    // rustls offers no finite-field groups; our certificate key is ECDSA P-256.
+    s_client(
+        &server,
+        &[
+            "-tls1_3",
+            "-groups",
+            "ffdhe2048",
+            "-servername",
+            "localhost",
+        ],
+    )
+    .await;
+    s_client(
+        &server,
+        &[
+            "-tls1_3",
+            "-sigalgs",
+            "RSA-PSS+SHA256",
+            "-servername",
+            "localhost",
+        ],
+    )
+    .await;
+    let attempts = wait_for_attempts(&server, LOCAL.into(), 2).await;
+    let (sig, group) = (&attempts[0], &attempts[1]);
+    assert_eq!(group["outcome"]["kind"], "no_shared_group");
+    let f = finding(group, "tls.no-shared-group");
+    assert_eq!(evidence(f, "client offered"), "ffdhe2048");
+    assert!(evidence(f, "this server accepts").contains("X25519MLKEM768"));
+    assert_eq!(sig["outcome"]["kind"], "no_shared_signature_scheme");
+    let f = finding(sig, "tls.no-shared-signature-scheme");
+    assert_eq!(evidence(f, "client accepts"), "rsa_pss_rsae_sha256");
+    assert_eq!(
+        evidence(f, "this server can sign with"),
+        "ecdsa_secp256r1_sha256"
+    );
+}
