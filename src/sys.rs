@@ -16,35 +16,24 @@ const SAVED_SYN_MAX: usize = 512;
 /// Asks the kernel to keep the SYN of every connection accepted on `listener`.
 #[cfg(target_os = "linux")]
 pub fn enable_save_syn(listener: BorrowedFd<'_>) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: `one` lives across the call and its size is passed exactly.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_SAVE_SYN,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_tcp_option(listener, libc::TCP_SAVE_SYN, 1)
 }
 
 /// Caps the MSS of connections accepted on `listener`: announced in our SYN-ACK
 /// (so the client sends segments no larger) and used for what we send.
 #[cfg(target_os = "linux")]
 pub fn set_max_segment(listener: BorrowedFd<'_>, mss: u32) -> io::Result<()> {
-    let value = mss as libc::c_int;
+    set_tcp_option(listener, libc::TCP_MAXSEG, mss as libc::c_int)
+}
+
+#[cfg(target_os = "linux")]
+fn set_tcp_option(fd: BorrowedFd<'_>, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: `value` lives across the call and its size is passed exactly.
     let rc = unsafe {
         libc::setsockopt(
-            listener.as_raw_fd(),
+            fd.as_raw_fd(),
             libc::IPPROTO_TCP,
-            libc::TCP_MAXSEG,
+            option,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )

@@ -205,3 +205,28 @@ async fn check_sh_runs_under_sh_and_finds_a_clean_path() {
     let body = String::from_utf8_lossy(&body);
     assert!(!body.contains("$(touch"), "unsafe Host reached the script");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_watches_a_download_to_its_last_acknowledged_byte() {
+    let server = TestServer::start().await;
+    let request =
+        "GET /probe/down/1048576?run=watched001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (_, body) = exchange(&server, request.as_bytes()).await;
+    assert_eq!(body.len(), 1_048_576);
+    let results = r#"{"run":"watched001","agent":"browser","down":[{"bytes":1048576,"ok":true,"ms":9.0,"error":null}]}"#;
+    // The watcher records its observation when the last byte is acknowledged.
+    for _ in 0..100 {
+        let (_, answer) = post_results(&server, results, "application/json").await;
+        let answer = json(&answer);
+        let seen = &answer["down"][0]["server"];
+        if !seen.is_null() {
+            assert_eq!(seen["completed"], true, "{seen:#}");
+            assert_eq!(seen["stalled"], false, "{seen:#}");
+            assert_eq!(seen["transferred"], 1_048_576, "{seen:#}");
+            assert!(seen["after"]["snd_mss"].as_u64().unwrap() > 0, "{seen:#}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server never recorded the download");
+}

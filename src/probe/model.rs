@@ -149,6 +149,9 @@ impl ClientResults {
         if !matches!(self.agent.as_str(), "browser" | "check.sh") {
             return Err("agent must be \"browser\" or \"check.sh\"".into());
         }
+        if self.down.is_empty() && self.up.is_empty() {
+            return Err("no steps: run at least one transfer before posting results".into());
+        }
         if self.down.len() > MAX_STEPS || self.up.len() > MAX_STEPS {
             return Err(format!("at most {MAX_STEPS} steps per direction"));
         }

@@ -18,20 +18,27 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 const MAX_SAMPLES: usize = 64;
 
 /// Samples until the transfer completes, stalls, or `deadline` passes.
+/// `before` must be taken before the body is handed to hyper: on a fast path
+/// the whole transfer is acknowledged before this task first runs.
 pub async fn download(
     handle: TcpHandle,
+    before: Option<TcpInfo>,
     progress: Arc<Progress>,
     stall_after: Duration,
     deadline: Duration,
 ) -> WatchResult {
     let start = Instant::now();
-    let before = handle.info();
     let mut samples = Vec::new();
     let mut last_acked = 0u64;
+    // Samples start at once: on a fast path the first is also the last.
+    let mut first = true;
     let mut last_progress = start;
     let mut after = before;
     let (completed, stalled) = loop {
-        tokio::time::sleep(SAMPLE_EVERY).await;
+        if !first {
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+        first = false;
         let Some(now) = handle.info() else {
             break (false, false);
         };
@@ -53,11 +60,18 @@ pub async fn download(
             break (false, false);
         }
     };
+    let handed = progress.handed.load(Ordering::Relaxed);
     WatchResult {
         completed,
         stalled,
-        acked: last_acked,
-        handed: progress.handed.load(Ordering::Relaxed),
+        // A completed transfer had everything acknowledged, whatever else the
+        // connection carried meanwhile.
+        acked: if completed {
+            handed
+        } else {
+            last_acked.min(handed)
+        },
+        handed,
         duration_ms: crate::capture::ms(start.elapsed()),
         before,
         after,

@@ -5,7 +5,8 @@
 use std::fmt::Write;
 
 use super::{ConnectionReport, Fact};
-use crate::diagnose::Severity;
+use crate::diagnose::{Finding, Severity};
+use crate::reports::model::DocFinding;
 use crate::util::{printable, wrap, wrap_hanging};
 
 const WIDTH: usize = 80;
@@ -49,21 +50,7 @@ pub fn render(r: &ConnectionReport) -> String {
 
     if !r.findings.is_empty() {
         section(&mut out, "Findings");
-        for f in &r.findings {
-            let _ = writeln!(out, "  [{}] {}", f.severity.as_str(), printable(&f.title));
-            out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
-            for e in &f.evidence {
-                out.push_str(&wrap(
-                    &format!("{}: {}", e.label, printable(&e.value)),
-                    WIDTH,
-                    "    - ",
-                ));
-            }
-            for step in &f.fix {
-                out.push_str(&wrap(&format!("Fix: {}", printable(step)), WIDTH, "    "));
-            }
-            out.push('\n');
-        }
+        findings_text(&mut out, r.findings.iter().map(FindingText::from));
     }
 
     section(&mut out, "Connection");
@@ -166,28 +153,7 @@ pub fn render_saved(doc: &crate::reports::ReportDoc, link: &str) -> String {
     let findings = doc.all_findings();
     if !findings.is_empty() {
         section(&mut out, "Findings");
-        for f in findings {
-            let _ = writeln!(
-                out,
-                "  [{}] {}",
-                printable(&f.severity),
-                printable(&f.title)
-            );
-            out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
-            for e in &f.evidence {
-                let line = format!("{}: {}", printable(&e.label), printable(&e.value));
-                out.push_str(&wrap_hanging(&line, WIDTH, "    - ", "      "));
-            }
-            for step in &f.fix {
-                out.push_str(&wrap_hanging(
-                    &printable(step),
-                    WIDTH,
-                    "    Fix: ",
-                    "         ",
-                ));
-            }
-            out.push('\n');
-        }
+        findings_text(&mut out, findings.into_iter().map(FindingText::from));
     }
     section(&mut out, "Path test");
     let _ = writeln!(
@@ -231,7 +197,7 @@ pub fn render_saved(doc: &crate::reports::ReportDoc, link: &str) -> String {
 /// The answer to a probe run for check.sh: the verdict, then each finding.
 pub fn render_run(
     verdict: &str,
-    findings: &[crate::diagnose::Finding],
+    findings: &[Finding],
     report_url: Option<&str>,
     report_error: Option<&str>,
 ) -> String {
@@ -240,7 +206,7 @@ pub fn render_run(
     out.push_str(&wrap(&printable(verdict), WIDTH, "  "));
     if !findings.is_empty() {
         out.push('\n');
-        findings_text(&mut out, findings);
+        findings_text(&mut out, findings.iter().map(FindingText::from));
     }
     match (report_url, report_error) {
         (Some(url), _) => {
@@ -257,15 +223,56 @@ pub fn render_run(
     out
 }
 
-fn findings_text(out: &mut String, findings: &[crate::diagnose::Finding]) {
+/// What the text renderer prints of a finding, live or saved.
+struct FindingText<'a> {
+    severity: &'a str,
+    title: &'a str,
+    explanation: &'a str,
+    evidence: Vec<(&'a str, &'a str)>,
+    fix: &'a [String],
+}
+
+impl<'a> From<&'a Finding> for FindingText<'a> {
+    fn from(f: &'a Finding) -> Self {
+        Self {
+            severity: f.severity.as_str(),
+            title: &f.title,
+            explanation: &f.explanation,
+            evidence: f
+                .evidence
+                .iter()
+                .map(|e| (e.label, e.value.as_str()))
+                .collect(),
+            fix: &f.fix,
+        }
+    }
+}
+
+impl<'a> From<&'a DocFinding> for FindingText<'a> {
+    fn from(f: &'a DocFinding) -> Self {
+        Self {
+            severity: &f.severity,
+            title: &f.title,
+            explanation: &f.explanation,
+            evidence: f
+                .evidence
+                .iter()
+                .map(|e| (e.label.as_str(), e.value.as_str()))
+                .collect(),
+            fix: &f.fix,
+        }
+    }
+}
+
+fn findings_text<'a>(out: &mut String, findings: impl IntoIterator<Item = FindingText<'a>>) {
     for f in findings {
-        let _ = writeln!(out, "  [{}] {}", f.severity.as_str(), printable(&f.title));
-        out.push_str(&wrap(&printable(&f.explanation), WIDTH, "    "));
-        for e in &f.evidence {
-            let line = format!("{}: {}", e.label, printable(&e.value));
+        let _ = writeln!(out, "  [{}] {}", printable(f.severity), printable(f.title));
+        out.push_str(&wrap(&printable(f.explanation), WIDTH, "    "));
+        for (label, value) in &f.evidence {
+            let line = format!("{}: {}", printable(label), printable(value));
             out.push_str(&wrap_hanging(&line, WIDTH, "    - ", "      "));
         }
-        for step in &f.fix {
+        for step in f.fix {
             out.push_str(&wrap_hanging(
                 &printable(step),
                 WIDTH,

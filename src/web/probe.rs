@@ -109,19 +109,26 @@ pub(super) async fn down(
     let progress = Arc::new(Progress::default());
     let body = state.payload.body(bytes, Some(progress.clone()));
     if let Some(handle) = tcp.handle {
+        let before = handle.info();
         let probes = state.probes.clone();
         let peer = context.peer();
         let started_at = SystemTime::now();
         tokio::spawn(async move {
-            let result =
-                watch::download(handle, progress, STALL_AFTER, STEP_TIMEOUT + STALL_AFTER).await;
+            let result = watch::download(
+                handle,
+                before,
+                progress,
+                STALL_AFTER,
+                STEP_TIMEOUT + STALL_AFTER,
+            )
+            .await;
             let observation = ProbeObservation {
                 id: NEXT_PROBE.fetch_add(1, Ordering::Relaxed),
                 peer,
                 run,
                 direction: Direction::Down,
                 bytes,
-                transferred: result.acked.min(result.handed),
+                transferred: result.acked,
                 completed: result.completed,
                 stalled: result.stalled,
                 duration_ms: result.duration_ms,
