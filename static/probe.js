@@ -15,6 +15,7 @@
   // direction are skipped: past a size limit they would only time out too.
   var FAILS_BEFORE_SKIP = 2;
   var probeBase = '';             // where transfers go; '' = this origin
+  var PROBE_PORT_CHECK_MS = 4000; // how long the probe port gets to answer once
   var CONFIG_TIMEOUT_MS = 15000;
   var RESULTS_TIMEOUT_MS = 20000;
   var DEFAULT_STEP_TIMEOUT_MS = 8000;
@@ -164,7 +165,17 @@
       probeBase = (typeof cfg.probe_base === 'string' && /^https?:\/\/[A-Za-z0-9.:\[\]-]+$/.test(cfg.probe_base))
         ? cfg.probe_base : '';
       if (!steps.down.length && !steps.up.length) throw new Error('the server sent no sizes to test');
-      return { steps: steps, stepTimeout: stepTimeout, clockOffset: offset };
+      var result = { steps: steps, stepTimeout: stepTimeout, clockOffset: offset };
+      if (!probeBase) return result;
+      // Networks that allow only the usual ports may block the probe port:
+      // then run on this origin (smaller packets, but the test still runs).
+      return timedFetch(probeBase + '/probe/down/0', {}, PROBE_PORT_CHECK_MS, function (resp) {
+        if (resp.status !== 200) throw statusError(resp);
+        return resp.arrayBuffer();
+      }).then(function () { return result; }, function () {
+        probeBase = '';
+        return result;
+      });
     }).catch(function (err) { err.phase = 'fetching the test configuration'; throw err; });
   }
 
