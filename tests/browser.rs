@@ -99,14 +99,7 @@ async fn a_browser_runs_the_test_and_the_report_link_shows_what_it_did() {
     assert_eq!(id.len(), 32, "{link}");
 
     // What was saved, as support's tools would read it.
-    let report = json(
-        &http_get_from(
-            server.http,
-            [127, 0, 0, 1].into(),
-            &format!("/api/v1/reports/{id}"),
-        )
-        .await,
-    );
+    let report = server.saved_report(&id).await;
     assert_eq!(report["agent"], "browser");
     assert_eq!(report["label"], "ACME-1234");
     let tls = &report["connection"]["tls"];

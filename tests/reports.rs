@@ -93,14 +93,7 @@ async fn check_sh_with_a_case_label_produces_a_report_whose_json_matches_its_out
         .collect();
     assert_eq!(printed.len(), 24, "{stdout}");
 
-    let report = json(
-        &http_get_from(
-            server.http,
-            [127, 0, 0, 1].into(),
-            &format!("/api/v1/reports/{id}"),
-        )
-        .await,
-    );
+    let report = server.saved_report(id).await;
     assert_eq!(report["label"], "ACME-1234");
     assert_eq!(report["agent"], "check.sh");
     assert_eq!(report["schema_version"], 1);

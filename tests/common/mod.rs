@@ -57,6 +57,18 @@ impl TestServer {
         client_config_trusting(&self.cert, alpn)
     }
 
+    /// A saved report's JSON, as `/api/v1/reports/{id}` returns it.
+    pub async fn saved_report(&self, id: &str) -> Value {
+        json(
+            &http_get_from(
+                self.http,
+                [127, 0, 0, 1].into(),
+                &format!("/api/v1/reports/{id}"),
+            )
+            .await,
+        )
+    }
+
     /// The JSON attempts list the plain-HTTP listener shows to `from`.
     pub async fn attempts_from(&self, from: std::net::IpAddr) -> Value {
         let body = http_get_from(self.http, from, "/api/v1/attempts").await;
