@@ -7,6 +7,7 @@
 //! above `info`. The catalogue is in `docs/findings.md`.
 
 mod finding;
+mod fixes;
 mod hello_rules;
 mod outcome_rules;
 mod path_rules;

@@ -1,6 +1,7 @@
 //! Rules about a probe run: where transfers stop completing, in which
 //! direction, and what the client's clock says.
 
+use super::fixes::{ALLOW_ICMP_V4, ALLOW_ICMP_V6, CLAMP_MSS, FIND_PATH_MTU, FIX_TUNNEL_MTU};
 use super::{Finding, Severity};
 use crate::probe::{ProbeRun, StepView};
 use crate::tcp::SynInfo;
@@ -94,9 +95,10 @@ pub(super) fn black_hole_down(run: &ProbeRun) -> Option<Finding> {
         }
     }
     Some(
-        f.fix("Allow ICMP \"fragmentation needed\" (type 3 code 4) and ICMPv6 \"packet too big\" (type 2) from the internet to your network, through every firewall on the way in.")
-            .fix("On the VPN/tunnel router, clamp TCP MSS so both ends use packets that fit: iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
-            .fix("Find the real path MTU from your side: ping -M do -s 1372 SERVER (1372 + 28 = 1400 bytes)"),
+        f.fix(ALLOW_ICMP_V4)
+            .fix(ALLOW_ICMP_V6)
+            .fix(CLAMP_MSS)
+            .fix(FIND_PATH_MTU),
     )
 }
 
@@ -175,10 +177,11 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
         }
     }
     Some(
-        f.fix("Allow ICMP \"fragmentation needed\" (type 3 code 4) through every firewall on the path: iptables -I INPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT (and in FORWARD on routers); for IPv6 allow ICMPv6 type 2.")
-            .fix("On the VPN/tunnel router, clamp TCP MSS to the path MTU: iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
-            .fix("Set the tunnel interface's MTU to what the path carries (e.g. ip link set dev tun0 mtu 1400), and do not drop IP fragments as a blanket rule.")
-            .fix("Find the real path MTU: ping -M do -s 1372 SERVER (1372 + 28 = 1400 bytes; lower -s until replies come back)"),
+        f.fix(ALLOW_ICMP_V4)
+            .fix(ALLOW_ICMP_V6)
+            .fix(CLAMP_MSS)
+            .fix(FIX_TUNNEL_MTU)
+            .fix(FIND_PATH_MTU),
     )
 }
 
@@ -208,8 +211,8 @@ fn fragments_dropped(b: &Break<'_>, largest_seen: Option<u32>) -> Finding {
         );
     }
     f.fix("Let IP fragments through the firewall (or at least fragments of established TCP connections).")
-        .fix("Better: clamp TCP MSS on the tunnel router so nothing needs fragmenting: iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
-        .fix("Set the tunnel interface's MTU to what the path carries (e.g. ip link set dev tun0 mtu 1400).")
+        .fix(CLAMP_MSS)
+        .fix(FIX_TUNNEL_MTU)
 }
 
 /// Failures that are not a size limit: some small steps fail while larger pass.
