@@ -104,6 +104,7 @@ fn read_pair(cert: &Path, key: &Path) -> Result<Identity> {
 /// preferred, ALPN h2 and http/1.1) and the profile describing it.
 pub fn server_config(identity: Identity) -> Result<(Arc<ServerConfig>, ServerProfile)> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let issuer_cn = issuer_cn(&identity.chain[0]);
     let served_names = served_names(&identity.chain[0]).with_context(|| {
         format!(
             "reading subject names from {}",
@@ -140,6 +141,7 @@ pub fn server_config(identity: Identity) -> Result<(Arc<ServerConfig>, ServerPro
             .collect(),
         signature_schemes,
         served_names,
+        issuer_cn,
     };
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -170,6 +172,13 @@ fn all_signature_schemes() -> impl Iterator<Item = SignatureScheme> {
         SignatureScheme::RSA_PKCS1_SHA512,
     ]
     .into_iter()
+}
+
+/// The common name of the leaf's issuer, if it has one.
+fn issuer_cn(leaf: &CertificateDer<'_>) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let cn = cert.issuer().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_owned())
 }
 
 /// DNS names and IP addresses from the leaf's subjectAltName (or its CN when

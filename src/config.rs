@@ -23,14 +23,10 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// Address of the probe listener: plain HTTP with full-size packets, for the
-    /// stepped transfers run from the plain-HTTP page and check.sh.
-    #[arg(long, env = "TLSDIAG_PROBE_ADDR", default_value = "127.0.0.1:8081")]
-    pub probe_addr: SocketAddr,
-
     /// MSS the plain-HTTP listener announces, so its pages and the results
     /// clients post cross paths that drop full-size packets. 1,220 keeps packets
     /// within 1,280 bytes, the smallest MTU IPv6 allows on any link. 0 disables.
+    /// (The path test itself runs over the HTTPS port, whose packets are full size.)
     #[arg(long, env = "TLSDIAG_REPORT_MSS", default_value_t = 1220)]
     pub report_mss: u32,
 
@@ -117,7 +113,6 @@ pub enum CertSource {
 pub struct Config {
     pub https_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub probe_addr: SocketAddr,
     /// MSS clamp for the plain-HTTP listener (`None`: the kernel's default).
     pub report_mss: Option<u32>,
     pub cert: CertSource,
@@ -191,7 +186,6 @@ impl Args {
         Ok(Config {
             https_addr: self.https_addr,
             http_addr: self.http_addr,
-            probe_addr: self.probe_addr,
             report_mss: match self.report_mss {
                 0 => None,
                 mss if (536..=65495).contains(&mss) => Some(mss),
@@ -271,7 +265,6 @@ impl Config {
         Self {
             https_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            probe_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             report_mss: Some(1220),
             cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),

@@ -26,6 +26,7 @@
 //! | [`probe`] | stepped-size transfer probes: payload, `TCP_INFO` watcher, run model |
 //! | [`profile`] | what this server accepts, for "you offered X, we accept Y" |
 //! | [`store`] | recent attempts per client address, bounded |
+//! | [`inflight`] | HTTPS connections whose attempt has not ended, readable while they hang |
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
 //! | [`reports`] | saved, shareable reports: the document, SQLite storage, retention |
@@ -40,6 +41,7 @@ pub mod config;
 pub mod diagnose;
 pub mod fingerprint;
 pub mod hello;
+pub mod inflight;
 pub mod probe;
 pub mod profile;
 pub mod report;

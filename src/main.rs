@@ -22,7 +22,6 @@ async fn main() -> Result<()> {
     tracing::info!(
         https = %format!("https://{}/", server.https_addr()),
         http = %format!("http://{}/", server.http_addr()),
-        probe = %format!("http://{}/", server.probe_addr()),
         cert = %server.cert_path().display(),
         "tlsdiag listening"
     );

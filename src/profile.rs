@@ -15,6 +15,9 @@ pub struct ServerProfile {
     pub signature_schemes: Vec<SignatureScheme>,
     /// DNS names and IP addresses the certificate covers (`*.` wildcards allowed).
     pub served_names: Vec<String>,
+    /// The common name of our certificate's issuer: a client shown another
+    /// issuer is talking to someone else (an intercepting proxy).
+    pub issuer_cn: Option<String>,
 }
 
 impl ServerProfile {

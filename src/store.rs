@@ -102,6 +102,10 @@ impl<T: Recorded> RecentStore<T> {
         }
     }
 
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
     pub fn record(&self, record: Arc<T>) {
         self.record_at(record, Instant::now());
     }
@@ -223,6 +227,8 @@ mod tests {
             },
             syn: None,
             tcp: None,
+            handshake_flight: None,
+            after_handshake: Default::default(),
         })
     }
 

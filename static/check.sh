@@ -1,11 +1,15 @@
 #!/bin/sh
-# tlsdiag path test: stepped-size transfers in both directions, to find the
-# packet size at which the path to the server starts dropping traffic (MTU
-# black holes). Needs only curl. Usage:
+# tlsdiag path test, for a shell. Over the server's HTTPS port (the real TLS
+# path, full-size packets) it checks our certificate, tries ClientHellos of
+# stepped sizes (with openssl, when present) and transfers stepped sizes in
+# both directions; then it posts what it saw over plain HTTP, which gets
+# through even a broken path, and prints the server's diagnosis. Needs curl.
 #
 #   curl -s __TLSDIAG_BASE__/check.sh | sh
 #
-# Environment: TLSDIAG_BASE overrides the server address.
+# Environment: TLSDIAG_BASE (plain-HTTP address, for results) and
+# TLSDIAG_HTTPS_BASE (the HTTPS address the tests run against) override the
+# addresses; TLSDIAG_CASE sets a support case label.
 #
 # Exit status: 0 results posted and answered; 1 the server refused the
 # results; 2 cannot run here (no curl, bad address); 3 server unreachable.
@@ -20,19 +24,17 @@ main() {
 
     BASE="${TLSDIAG_BASE:-__TLSDIAG_BASE__}"
     BASE=${BASE%/}
-    # Transfers go to the probe port (full-size packets); results to BASE,
-    # whose small packets get through even a broken path.
-    PROBE="${TLSDIAG_PROBE_BASE:-__TLSDIAG_PROBE_BASE__}"
-    PROBE=${PROBE%/}
-    case $PROBE in
-        http://?*|https://?*) ;;
-        *) PROBE=$BASE ;;
-    esac
+    TLS="${TLSDIAG_HTTPS_BASE:-__TLSDIAG_HTTPS_BASE__}"
+    TLS=${TLS%/}
     # After two failures in a row in one direction, larger sizes are skipped:
     # past a size limit they would only time out too.
     FAILS_BEFORE_SKIP=2
-    STEP_TIMEOUT=8
+    # A stalled step is obvious within seconds (the server calls it after 3 s
+    # without progress); large steps get time for slow links on top.
+    STEP_BASE_TIMEOUT=5
+    HELLO_TIMEOUT=6
     SIZES="512 1200 1300 1400 1460 1500 2000 4000 9000 16384 65536 1048576"
+    HELLO_SIZES="512 1200 1400 1500 2000 4000"
 
     if ! command -v curl >/dev/null 2>&1; then
         echo "check.sh: curl is required but was not found in PATH." >&2
@@ -45,126 +47,66 @@ main() {
             return 2
             ;;
     esac
+    case $TLS in
+        https://?*) ;;
+        *) TLS=$BASE ;;
+    esac
+    TLS_HOSTPORT=${TLS#https://}
+    TLS_HOSTPORT=${TLS_HOSTPORT%%/*}
+    case $TLS_HOSTPORT in
+        *\]:*|[!\[]*:*) ;;
+        *) TLS_HOSTPORT="$TLS_HOSTPORT:443" ;;
+    esac
+    TLS_NAME=${TLS_HOSTPORT%:*}
+    TLS_NAME=${TLS_NAME#\[}
+    TLS_NAME=${TLS_NAME%\]}
 
     RUN=$(od -An -N12 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n')
     case ${#RUN} in
         24) ;;
         *) RUN="sh$(date +%s)x$$" ;;
     esac
+    TMP=$(mktemp -d 2>/dev/null || echo "/tmp/tlsdiag.$RUN")
+    mkdir -p "$TMP" || return 2
+    trap 'rm -rf "$TMP"' EXIT INT TERM
 
     echo "tlsdiag path test"
-    echo "  server  $BASE"
+    echo "  server  $TLS (tests), $BASE (results)"
     echo "  run     $RUN"
-    echo "  sizes   512 B to 1 MiB, each way; up to $STEP_TIMEOUT s per step"
     echo
 
-    DOWN_JSON=""
-    UP_JSON=""
-    FAILED=0
-
-    # Networks that allow only the usual ports may block the probe port: then
-    # run the ladder against BASE (its packets are smaller, so a black hole
-    # shows less clearly, but it still shows).
-    if [ "$PROBE" != "$BASE" ] && ! curl -s -o /dev/null --max-time 5 "$PROBE/probe/down/0"; then
-        echo "  (the probe port $PROBE is not reachable; testing on $BASE instead)"
-        echo
-        PROBE=$BASE
+    # 1. Our certificate, and ClientHellos of stepped sizes: both at once.
+    tls_check "$TMP/tls" &
+    TLS_PID=$!
+    if command -v openssl >/dev/null 2>&1; then
+        hello_ladder &
+        HELLO_PID=$!
+    else
+        HELLO_PID=""
+        echo "  hello  openssl not found: the ClientHello size ladder is skipped"
+        : >"$TMP/hello.json"
     fi
+    wait "$TLS_PID"
+    # shellcheck disable=SC1090,SC1091
+    . "$TMP/tls"
+    [ -n "$HELLO_PID" ] && wait "$HELLO_PID"
+    echo
 
-    for DIR in down up; do
-        IN_A_ROW=0
-        for N in $SIZES; do
-            printf '  %-4s %8s B  ' "$DIR" "$N"
-            if [ "$IN_A_ROW" -ge "$FAILS_BEFORE_SKIP" ]; then
-                echo "     -    skipped (larger than sizes that failed)"
-                continue
-            fi
-            if [ "$DIR" = down ]; then
-                OUT=$(curl -s -o /dev/null --max-time "$STEP_TIMEOUT" \
-                    -w '%{http_code} %{size_download} %{time_total}' \
-                    "$PROBE/probe/down/$N?run=$RUN")
-                RC=$?
-                set -- $OUT
-                CODE=${1:-000}
-                GOT=${2:-0}
-                SECS=${3:-0}
-                BODY=""
-            else
-                # 'Expect:' stops curl from waiting for "100 Continue" before
-                # larger bodies, which would add a second to the timing.
-                OUT=$(head -c "$N" /dev/urandom | curl -s --max-time "$STEP_TIMEOUT" \
-                    -H 'Content-Type: application/octet-stream' -H 'Expect:' \
-                    --data-binary @- -w '\n%{http_code} %{time_total}' \
-                    "$PROBE/probe/up?run=$RUN&size=$N")
-                RC=$?
-                BODY=$(printf '%s\n' "$OUT" | sed '$d')
-                set -- $(printf '%s\n' "$OUT" | tail -n 1)
-                CODE=${1:-000}
-                SECS=${2:-0}
-                GOT=""
-            fi
-            MS=$(awk -v s="$SECS" 'BEGIN { printf "%.1f", s * 1000 }')
-
-            ERR=""
-            if [ "$RC" -eq 28 ]; then
-                ERR="timeout"
-            elif [ "$CODE" != 000 ] && [ "$CODE" != 200 ]; then
-                ERR="status $CODE"
-            elif [ "$RC" -ne 0 ] && [ "$RC" -ne 18 ]; then
-                ERR="network"
-            elif [ "$DIR" = down ]; then
-                [ "$GOT" = "$N" ] || ERR="short"
-            else
-                case $BODY in
-                    *'"received":'"$N"[,}]*) ;;
-                    *) ERR="short" ;;
-                esac
-            fi
-
-            # Nothing at all came back on the very first request: there is no
-            # point trying the other 23.
-            if [ -z "$DOWN_JSON" ] && [ "$DIR" = down ] && [ "$CODE" = 000 ]; then
-                case $RC in
-                    6|7)
-                        echo "FAILED (cannot connect)"
-                        echo
-                        echo "Cannot reach $PROBE (curl error $RC). Check the address" >&2
-                        echo "and that nothing between here and there blocks it." >&2
-                        return 3 ;;
-                    35|51|53|54|58|59|60|64|66|77|80|83|90|91)
-                        echo "FAILED (TLS)"
-                        echo
-                        echo "TLS to $PROBE failed (curl error $RC). Try the plain" >&2
-                        echo "http:// address of the same server." >&2
-                        return 3 ;;
-                esac
-            fi
-
-            if [ -z "$ERR" ]; then
-                OK=true
-                IN_A_ROW=0
-                ERRJ=null
-                RESULT="ok"
-            else
-                OK=false
-                ERRJ="\"$ERR\""
-                FAILED=$((FAILED + 1))
-                IN_A_ROW=$((IN_A_ROW + 1))
-                RESULT="FAILED ($ERR)"
-            fi
-
-            printf '%6s ms  %s\n' \
-                "$(awk -v m="$MS" 'BEGIN { printf "%.0f", m }')" "$RESULT"
-
-            ITEM=$(printf '{"bytes":%s,"ok":%s,"ms":%s,"error":%s}' "$N" "$OK" "$MS" "$ERRJ")
-            if [ "$DIR" = down ]; then
-                DOWN_JSON="${DOWN_JSON:+$DOWN_JSON,}$ITEM"
-            else
-                UP_JSON="${UP_JSON:+$UP_JSON,}$ITEM"
-            fi
-        done
-        echo
-    done
+    # 2. Transfers of stepped sizes, both directions at once, over HTTPS.
+    : >"$TMP/down.json"
+    : >"$TMP/up.json"
+    if [ -z "$HTTPS_ERROR" ]; then
+        ladder down &
+        DOWN_PID=$!
+        ladder up &
+        UP_PID=$!
+        wait "$DOWN_PID"
+        wait "$UP_PID"
+    else
+        echo "  HTTPS to $TLS failed ($HTTPS_ERROR): the transfer ladders cannot run."
+        echo "  The server's own view of your HTTPS attempts decides the verdict."
+    fi
+    echo
 
     NOW_MS="$(date +%s)000"
     # The server substitutes the case label it validated (A-Za-z0-9._:-).
@@ -175,10 +117,12 @@ main() {
         *[!A-Za-z0-9._:-]*|"") LABEL_JSON="" ;;
         *) LABEL_JSON=",\"label\":\"$LABEL\"" ;;
     esac
-    RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s%s,"down":[%s],"up":[%s]}' \
-        "$RUN" "$NOW_MS" "$LABEL_JSON" "$DOWN_JSON" "$UP_JSON")
+    RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s%s,"tls_check":%s,"hello":[%s],"down":[%s],"up":[%s]}' \
+        "$RUN" "$NOW_MS" "$LABEL_JSON" "$TLS_JSON" \
+        "$(paste -sd, "$TMP/hello.json")" "$(paste -sd, "$TMP/down.json")" \
+        "$(paste -sd, "$TMP/up.json")")
 
-    echo "Sending results ($FAILED failed step(s))..."
+    echo "Sending results..."
     ANSWER=$(curl -s --max-time 30 -H 'Accept: text/plain' \
         -H 'Content-Type: application/json' -H 'Expect:' \
         --data-binary "$RESULTS" -w '\n%{http_code}' \
@@ -199,6 +143,200 @@ main() {
     fi
     printf '%s\n' "$TEXT"
     return 0
+}
+
+# Writes shell assignments to the file $1: K (curl's -k when our certificate
+# is not trusted here), TLS_JSON (the check, for the server) and HTTPS_ERROR.
+tls_check() {
+    SET=$1
+    curl -s -o /dev/null --max-time 8 "$TLS/healthz"
+    RC=$?
+    case $RC in
+        0)
+            echo "  https  certificate verified"
+            printf "K=''\nHTTPS_ERROR=''\n" >"$SET"
+            printf "TLS_JSON='{\"verified\":true}'\n" >>"$SET"
+            ;;
+        60|51|77|83)
+            # Not trusted here: the issuer curl was shown is evidence (ours,
+            # or an intercepting proxy's). Continue without verification.
+            ISSUER=$(curl -sv -k -o /dev/null --max-time 8 "$TLS/healthz" 2>&1 |
+                sed -n 's/^\*  *issuer: //p' | head -n 1 | tr -cd 'A-Za-z0-9 =;,.:_@()/-' | cut -c1-200)
+            echo "  https  certificate NOT verified by curl (issuer: ${ISSUER:-unknown}); testing on without verification"
+            printf "K='-k'\nHTTPS_ERROR=''\n" >"$SET"
+            printf "TLS_JSON='{\"verified\":false,\"issuer\":\"%s\"}'\n" "$ISSUER" >>"$SET"
+            ;;
+        *)
+            case $RC in
+                28) WHY="timeout" ;;
+                7) WHY="cannot connect" ;;
+                35) WHY="TLS handshake failed" ;;
+                56) WHY="connection reset" ;;
+                *) WHY="curl error $RC" ;;
+            esac
+            echo "  https  FAILED: $WHY"
+            printf "K='-k'\nHTTPS_ERROR='%s'\n" "$WHY" >"$SET"
+            printf "TLS_JSON='{\"verified\":false,\"error\":\"%s\"}'\n" "$WHY" >>"$SET"
+            ;;
+    esac
+}
+
+# Runs "$@" for at most $1 seconds; returns 124 when it had to stop it.
+with_timeout() {
+    SECS=$1
+    shift
+    "$@" &
+    CMD=$!
+    (sleep "$SECS" && kill "$CMD" 2>/dev/null) >/dev/null 2>&1 &
+    KILLER=$!
+    wait "$CMD"
+    RC=$?
+    if kill "$KILLER" 2>/dev/null; then
+        return "$RC"
+    fi
+    return 124
+}
+
+# `n` ALPN bytes of padding: entries of up to 255 bytes, each costing one
+# length byte more, all different (a, b, c, ...).
+alpn_padding() {
+    LEFT=$1
+    OUT=""
+    for LETTER in a b c d e f g h i j k l m n o p q r s t u v w x y z; do
+        [ "$LEFT" -le 1 ] && break
+        LEN=$((LEFT - 1))
+        [ "$LEN" -gt 255 ] && LEN=255
+        # Leave at least 2 for a last entry rather than an impossible 1.
+        [ $((LEFT - LEN - 1)) -eq 1 ] && LEN=$((LEN - 1))
+        OUT="$OUT$(head -c "$LEN" /dev/zero | tr '\0' "$LETTER"),"
+        LEFT=$((LEFT - LEN - 1))
+    done
+    printf '%s' "$OUT"
+}
+
+# The size in bytes of the ClientHello openssl printed with -msg (record
+# header included), from its "Handshake [length 0145], ClientHello" line.
+hello_bytes() {
+    HEX=$(sed -n 's/.*Handshake \[length \([0-9a-fA-F]*\)\], ClientHello.*/\1/p' "$1" | head -n 1)
+    [ -n "$HEX" ] && echo $((0x$HEX + 5))
+}
+
+one_hello() {
+    OUT=$1
+    shift
+    # Like curl, send a server name only for a name, never for an IP address.
+    case $TLS_NAME in
+        *:*|*[!0-9.]*) ;;
+        *) set -- -noservername "$@" ;;
+    esac
+    case $TLS_NAME in
+        *:*) set -- -noservername "$@" ;;
+        *[!0-9.]*) set -- -servername "$TLS_NAME" "$@" ;;
+    esac
+    with_timeout "$HELLO_TIMEOUT" openssl s_client -connect "$TLS_HOSTPORT" \
+        -msg "$@" </dev/null >"$OUT" 2>&1
+}
+
+hello_ladder() {
+    # Calibrate: the same hello with only our ALPN, then pad to each size.
+    one_hello "$TMP/hello.base" -alpn "tlsdiag-$RUN,http/1.1"
+    BASE_BYTES=$(hello_bytes "$TMP/hello.base")
+    if [ -z "$BASE_BYTES" ]; then
+        echo "  hello  openssl printed no ClientHello: the size ladder is skipped"
+        : >"$TMP/hello.json"
+        return
+    fi
+    for N in $HELLO_SIZES; do
+        PAD=$((N - BASE_BYTES))
+        [ "$PAD" -lt 0 ] && PAD=0
+        one_hello "$TMP/hello.$N" -alpn "tlsdiag-$RUN,$(alpn_padding "$PAD")http/1.1" &
+    done
+    wait
+    : >"$TMP/hello.json"
+    for N in $HELLO_SIZES; do
+        F="$TMP/hello.$N"
+        GOT=$(hello_bytes "$F")
+        GOT=${GOT:-$N}
+        if grep -q 'Cipher is [A-Z]' "$F" && ! grep -q 'Cipher is (NONE)' "$F"; then
+            OK=true; ERRJ=null; SAY="ok"
+        elif grep -qiE 'reset by peer|errno=104|Connection reset' "$F"; then
+            OK=false; ERRJ='"reset"'; SAY="FAILED (reset)"
+        elif ! grep -q 'CONNECTED' "$F"; then
+            OK=false; ERRJ='"connect"'; SAY="FAILED (cannot connect)"
+        elif ! grep -qE 'SSL handshake has read|Cipher is' "$F"; then
+            OK=false; ERRJ='"timeout"'; SAY="FAILED (no answer)"
+        else
+            OK=false; ERRJ='"failed"'; SAY="FAILED"
+        fi
+        printf '  hello %8s B  %s\n' "$GOT" "$SAY"
+        printf '{"bytes":%s,"ok":%s,"error":%s}\n' "$GOT" "$OK" "$ERRJ" >>"$TMP/hello.json"
+    done
+}
+
+# One direction of the transfer ladder, over HTTPS. Prints a line per step
+# and appends each step's JSON to $TMP/DIR.json.
+ladder() {
+    DIR=$1
+    IN_A_ROW=0
+    for N in $SIZES; do
+        if [ "$IN_A_ROW" -ge "$FAILS_BEFORE_SKIP" ]; then
+            printf '  %-4s %8s B       -    skipped (larger than sizes that failed)\n' "$DIR" "$N"
+            continue
+        fi
+        T=$((STEP_BASE_TIMEOUT + N / 131072))
+        # shellcheck disable=SC2086
+        if [ "$DIR" = down ]; then
+            OUT=$(curl -s $K -o /dev/null --max-time "$T" \
+                -w '%{http_code} %{size_download} %{time_total}' \
+                "$TLS/probe/down/$N?run=$RUN")
+            RC=$?
+            set -- $OUT
+            CODE=${1:-000}
+            GOT=${2:-0}
+            SECS=${3:-0}
+            BODY=""
+        else
+            # 'Expect:' stops curl from waiting for "100 Continue" before
+            # larger bodies, which would add a second to the timing.
+            OUT=$(head -c "$N" /dev/urandom | curl -s $K --max-time "$T" \
+                -H 'Content-Type: application/octet-stream' -H 'Expect:' \
+                --data-binary @- -w '\n%{http_code} %{time_total}' \
+                "$TLS/probe/up?run=$RUN&size=$N")
+            RC=$?
+            BODY=$(printf '%s\n' "$OUT" | sed '$d')
+            set -- $(printf '%s\n' "$OUT" | tail -n 1)
+            CODE=${1:-000}
+            SECS=${2:-0}
+            GOT=""
+        fi
+        MS=$(awk -v s="$SECS" 'BEGIN { printf "%.1f", s * 1000 }')
+
+        ERR=""
+        if [ "$RC" -eq 28 ]; then
+            ERR="timeout"
+        elif [ "$CODE" != 000 ] && [ "$CODE" != 200 ]; then
+            ERR="status $CODE"
+        elif [ "$RC" -ne 0 ] && [ "$RC" -ne 18 ]; then
+            ERR="network"
+        elif [ "$DIR" = down ]; then
+            [ "$GOT" = "$N" ] || ERR="short"
+        else
+            case $BODY in
+                *'"received":'"$N"[,}]*) ;;
+                *) ERR="short" ;;
+            esac
+        fi
+
+        if [ -z "$ERR" ]; then
+            OK=true; ERRJ=null; RESULT="ok"; IN_A_ROW=0
+        else
+            OK=false; ERRJ="\"$ERR\""; RESULT="FAILED ($ERR)"
+            IN_A_ROW=$((IN_A_ROW + 1))
+        fi
+        printf '  %-4s %8s B  %6s ms  %s\n' "$DIR" "$N" \
+            "$(awk -v m="$MS" 'BEGIN { printf "%.0f", m }')" "$RESULT"
+        printf '{"bytes":%s,"ok":%s,"ms":%s,"error":%s}\n' "$N" "$OK" "$MS" "$ERRJ" >>"$TMP/$DIR.json"
+    done
 }
 
 main "$@" </dev/null

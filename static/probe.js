@@ -1,9 +1,15 @@
-/* tlsdiag path test: stepped-size transfers in both directions, to find the
-   packet size at which a path starts dropping traffic (MTU black holes).
+/* tlsdiag path test. Served over plain HTTP (the entry URL support sends) the
+   page first tries HTTPS itself, so the browser's real ClientHello crosses
+   the real path; if that hangs or fails, it asks the server (over plain HTTP,
+   which gets through) what it saw from this address. Otherwise it transfers
+   stepped sizes in both directions over HTTPS, where packets are full size,
+   to find the size at which the path starts dropping traffic (MTU black
+   holes). Either way the server's diagnosis is the one headline shown.
    Contract: docs/probes.md. Plain ES2017, no dependencies; the page's CSP
-   allows only same-origin scripts and connections, and no inline styles, so
-   everything is built with the DOM API and styled from style.css. Nothing
-   from the server or the network is ever parsed as HTML. */
+   allows only same-origin scripts, connections to this origin and its HTTPS
+   port, and no inline styles, so everything is built with the DOM API and
+   styled from style.css. Nothing from the server or the network is ever
+   parsed as HTML. */
 (function () {
   'use strict';
 
@@ -15,7 +21,9 @@
   // direction are skipped: past a size limit they would only time out too.
   var FAILS_BEFORE_SKIP = 2;
   var probeBase = '';             // where transfers go; '' = this origin
-  var PROBE_PORT_CHECK_MS = 4000; // how long the probe port gets to answer once
+  // How long the page's first HTTPS request may take before HTTPS counts as
+  // failing from here (a stalled ClientHello or handshake never answers).
+  var HTTPS_CHECK_MS = 6000;
   var CONFIG_TIMEOUT_MS = 15000;
   var RESULTS_TIMEOUT_MS = 20000;
   var DEFAULT_STEP_TIMEOUT_MS = 8000;
@@ -160,22 +168,12 @@
         offset = Math.round((d0 + rtt) - (cfg.server_time_ms + rtt / 2));
       }
       var steps = { down: validSizes(cfg.down, maxBytes), up: validSizes(cfg.up, maxBytes) };
-      // The plain-HTTP page runs its transfers on the probe port (full-size
-      // packets); only an http(s) origin is accepted.
-      probeBase = (typeof cfg.probe_base === 'string' && /^https?:\/\/[A-Za-z0-9.:\[\]-]+$/.test(cfg.probe_base))
+      // The plain-HTTP page runs its transfers on this host's HTTPS port
+      // (full-size packets); only an https origin is accepted.
+      probeBase = (typeof cfg.probe_base === 'string' && /^https:\/\/[A-Za-z0-9.:\[\]-]+$/.test(cfg.probe_base))
         ? cfg.probe_base : '';
       if (!steps.down.length && !steps.up.length) throw new Error('the server sent no sizes to test');
-      var result = { steps: steps, stepTimeout: stepTimeout, clockOffset: offset };
-      if (!probeBase) return result;
-      // Networks that allow only the usual ports may block the probe port:
-      // then run on this origin (smaller packets, but the test still runs).
-      return timedFetch(probeBase + '/probe/down/0', {}, PROBE_PORT_CHECK_MS, function (resp) {
-        if (resp.status !== 200) throw statusError(resp);
-        return resp.arrayBuffer();
-      }).then(function () { return result; }, function () {
-        probeBase = '';
-        return result;
-      });
+      return { steps: steps, stepTimeout: stepTimeout, clockOffset: offset };
     }).catch(function (err) { err.phase = 'fetching the test configuration'; throw err; });
   }
 
@@ -465,6 +463,8 @@
       up: state.results.up.filter(function (r) { return r.error !== 'skipped'; })
     };
     if (state.clockOffset !== null) body.clock_offset_ms = state.clockOffset;
+    // HTTPS failed from this browser: the server's own view decides.
+    if (state.https && !state.https.ok) body.tls_check = { verified: false, error: state.https.error };
     var label = caseLabel();
     if (label) body.label = label;
     return timedFetch('/api/v1/probe/results', {
@@ -498,6 +498,59 @@
     setStatus('The path test could not finish: ' + msg + ' Try “Run again”, or the curl command below.', true);
   }
 
+  // The page's own HTTPS request, when it came over plain HTTP: the browser's
+  // real ClientHello on the real path. Resolves { ok, summary } or { ok:false, error }.
+  function httpsCheck() {
+    if (!probeBase) return Promise.resolve({ ok: true, summary: null });
+    return timedFetch(probeBase + '/api/v1/connection', { headers: { 'Accept': 'application/json' } },
+                      HTTPS_CHECK_MS, function (resp) {
+      if (!resp.ok) throw statusError(resp);
+      return resp.json();
+    }).then(function (report) {
+      return { ok: true, summary: report && typeof report.summary === 'string' ? report.summary : null };
+    }, function (err) {
+      return { ok: false, error: err.word === 'timeout' ? 'timeout' : 'failed' };
+    });
+  }
+
+  // One direction's ladder: steps in order, larger ones skipped after
+  // failures in a row or once the time budget is spent.
+  function runDirection(state, cfg, dir, started) {
+    var failsInARow = 0;
+    var sizes = cfg.steps[dir];
+    function next(i) {
+      if (i >= sizes.length) return Promise.resolve();
+      var n = sizes[i];
+      if (now() - started > RUN_BUDGET_MS || failsInARow >= FAILS_BEFORE_SKIP) {
+        var skipped = { bytes: n, ok: false, ms: 0, error: 'skipped' };
+        state.results[dir].push(skipped);
+        updateRow(state, dir, skipped);
+        return next(i + 1);
+      }
+      markRunning(state, dir, n);
+      // Large steps get time for slow links on top of the stall bound.
+      var timeout = state.stepTimeout + Math.floor(n / 131072) * 1000;
+      return step(dir, state.run, n, timeout).then(function (res) {
+        failsInARow = res.ok ? 0 : failsInARow + 1;
+        state.results[dir].push(res);
+        updateRow(state, dir, res);
+        drawBar(state, dir, res);
+        return next(i + 1);
+      });
+    }
+    return next(0);
+  }
+
+  function showHeadline(ans) {
+    var box = document.getElementById('headline');
+    if (!box || !ans || typeof ans.verdict !== 'string') return;
+    var h1 = box.querySelector('h1');
+    if (h1) h1.textContent = ans.verdict;
+    var status = ['problem', 'inconclusive', 'clear'].indexOf(ans.status) >= 0 ? ans.status : 'inconclusive';
+    box.setAttribute('data-status', status);
+    box.className = 'headline ' + (status === 'problem' ? 'bad' : status === 'clear' ? 'good' : 'warn');
+  }
+
   function start() {
     if (running) return;
     running = true;
@@ -512,64 +565,49 @@
     loadConfig().then(function (cfg) {
       state.stepTimeout = cfg.stepTimeout;
       state.clockOffset = cfg.clockOffset;
-      var sizes = {};
-      DIRS.forEach(function (dir) {
-        cfg.steps[dir].forEach(function (n) {
-          if (!sizes[n]) sizes[n] = { bytes: n, has: {}, res: {} };
-          sizes[n].has[dir] = true;
-        });
-      });
-      state.rows = Object.keys(sizes).map(function (k) { return sizes[k]; })
-        .sort(function (a, b) { return a.bytes - b.bytes; });
-      state.rows.forEach(function (r) { state.byBytes[r.bytes] = r; });
-      buildTable(state);
-      buildChart(state);
-
-      var started = now();
-      var total = cfg.steps.down.length + cfg.steps.up.length;
-      var done = 0;
-      var queue = [];
-      DIRS.forEach(function (dir) {
-        cfg.steps[dir].forEach(function (n) { queue.push({ dir: dir, n: n }); });
-      });
-
-      var failsInARow = { down: 0, up: 0 };
-      function next(i) {
-        if (i >= queue.length) return Promise.resolve();
-        var q = queue[i];
-        if (now() - started > RUN_BUDGET_MS || failsInARow[q.dir] >= FAILS_BEFORE_SKIP) {
-          var skipped = { bytes: q.n, ok: false, ms: 0, error: 'skipped' };
-          state.results[q.dir].push(skipped);
-          updateRow(state, q.dir, skipped);
-          done++;
-          return next(i + 1);
+      setStatus('Trying HTTPS from your browser…');
+      return httpsCheck().then(function (https) {
+        state.https = https;
+        if (!https.ok) {
+          root.setAttribute('data-https', 'failed');
+          setStatus('HTTPS from your browser failed (' + https.error + '); asking the server what it saw from your address…');
+          return null;
         }
-        setStatus('Run ' + state.run + ': ' + (q.dir === 'down' ? 'downloading ' : 'uploading ') +
-                  groupDigits(q.n) + ' bytes (' + (done + 1) + ' of ' + total + ')…');
-        markRunning(state, q.dir, q.n);
-        return step(q.dir, state.run, q.n, state.stepTimeout).then(function (res) {
-          failsInARow[q.dir] = res.ok ? 0 : failsInARow[q.dir] + 1;
-          state.results[q.dir].push(res);
-          updateRow(state, q.dir, res);
-          drawBar(state, q.dir, res);
-          done++;
-          return next(i + 1);
+        root.setAttribute('data-https', 'ok');
+        var sizes = {};
+        DIRS.forEach(function (dir) {
+          cfg.steps[dir].forEach(function (n) {
+            if (!sizes[n]) sizes[n] = { bytes: n, has: {}, res: {} };
+            sizes[n].has[dir] = true;
+          });
         });
-      }
-      return next(0);
+        state.rows = Object.keys(sizes).map(function (k) { return sizes[k]; })
+          .sort(function (a, b) { return a.bytes - b.bytes; });
+        state.rows.forEach(function (r) { state.byBytes[r.bytes] = r; });
+        buildTable(state);
+        buildChart(state);
+        setStatus('Run ' + state.run + ': HTTPS works' + (https.summary ? ' (' + https.summary + ')' : '') +
+                  '; transferring stepped sizes both ways over HTTPS…');
+        var started = now();
+        // Both directions at once: a black hole costs each its own timeouts.
+        return Promise.all(DIRS.map(function (dir) { return runDirection(state, cfg, dir, started); }));
+      });
     }).then(function () {
       setStatus('Run ' + state.run + ': sending results…');
       return postResults(state);
     }).then(function (ans) {
       if (!ans || typeof ans !== 'object') throw new Error('the server sent an empty answer');
       var verdict = renderAnswer(ans);
-      var failed = state.results.down.concat(state.results.up)
-        .filter(function (r) { return !r.ok && r.error !== 'skipped'; }).length;
-      var skipped = state.results.down.concat(state.results.up)
-        .filter(function (r) { return r.error === 'skipped'; }).length;
-      setStatus('Run ' + state.run + ' finished: ' + failed + ' failed step' + (failed === 1 ? '' : 's') +
-                (skipped ? ', ' + skipped + ' larger step' + (skipped === 1 ? '' : 's') + ' skipped' : '') + '.');
+      showHeadline(ans);
+      var all = state.results.down.concat(state.results.up);
+      var failed = all.filter(function (r) { return !r.ok && r.error !== 'skipped'; }).length;
+      var skipped = all.filter(function (r) { return r.error === 'skipped'; }).length;
+      setStatus('Run ' + state.run + ' finished' +
+                (state.https && !state.https.ok ? ': HTTPS failed from your browser, so no transfers ran.' :
+                 ': ' + failed + ' failed step' + (failed === 1 ? '' : 's') +
+                 (skipped ? ', ' + skipped + ' larger step' + (skipped === 1 ? '' : 's') + ' skipped' : '') + '.'));
       root.setAttribute('data-verdict', verdict);
+      root.setAttribute('data-status', typeof ans.status === 'string' ? ans.status : '');
       root.setAttribute('data-state', 'done');
     }).catch(function (err) {
       var msg = (err && (err.word === 'timeout' ? 'the server did not answer in time' :

@@ -170,7 +170,7 @@ async fn hostile_results_get_a_clear_4xx() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_sh_runs_under_sh_and_finds_a_clean_path() {
-    if !require_tool("curl") || !require_tool("sh") {
+    if !require_tool("curl") || !require_tool("sh") || !require_tool("openssl") {
         return;
     }
     let server = TestServer::start().await;
@@ -195,7 +195,26 @@ async fn check_sh_runs_under_sh_and_finds_a_clean_path() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("No packet-size problem"), "{stdout}");
+    // The tests ran over the HTTPS port, the results went over plain HTTP.
+    assert!(
+        stdout.contains(&format!(
+            "server  https://127.0.0.1:{} (tests), http://127.0.0.1:{} (results)",
+            server.https.port(),
+            server.http.port()
+        )),
+        "{stdout}"
+    );
+    // Every ClientHello size of the ladder, built to the byte, completed.
+    for size in ["512", "1200", "1400", "1500", "2000", "4000"] {
+        assert!(
+            stdout.contains(&format!("hello {size:>8} B  ok")),
+            "{size}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("No problem found: HTTPS worked and full-size packets crossed"),
+        "{stdout}"
+    );
     // The Host header cannot smuggle shell into the script.
     let (_, body) = exchange(
         &server,

@@ -71,6 +71,8 @@ fn app() -> (axum::Router, ConnectionContext) {
         outcome: Outcome::Completed,
         syn: None,
         tcp: None,
+        handshake_flight: None,
+        after_handshake: Default::default(),
     };
     let profile = ServerProfile {
         served_names: vec!["localhost".into()],

@@ -2,8 +2,10 @@
 //! exactly how it ended. Plain data plus pure classification; the server fills it
 //! in, the store keeps it, diagnosis and reports read it.
 
+mod delivery;
 mod outcome;
 
+pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
 pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
 
 use std::net::SocketAddr;
@@ -65,10 +67,31 @@ pub struct TlsAttempt {
     pub syn: Option<SynInfo>,
     /// `TCP_INFO` when capture ended.
     pub tcp: Option<TcpInfo>,
+    /// Our handshake flight when the handshake ended (completed, failed or
+    /// timed out): how much of it the client acknowledged.
+    pub handshake_flight: Option<SentData>,
+    /// What we sent after the handshake (responses), updated while the
+    /// connection lives.
+    pub after_handshake: AfterHandshake,
 }
 
 impl TlsAttempt {
+    /// The handshake completed and nothing we sent afterwards stalled.
     pub fn succeeded(&self) -> bool {
-        matches!(self.outcome, Outcome::Completed)
+        matches!(self.outcome, Outcome::Completed) && !self.responses_stalled()
+    }
+
+    /// What we sent after the handshake, counted from the end of our flight.
+    pub fn responses(&self) -> Option<SentData> {
+        let total = self.after_handshake.get()?;
+        Some(match &self.handshake_flight {
+            Some(flight) => total.since(flight),
+            None => total,
+        })
+    }
+
+    /// The handshake completed, then our responses stopped reaching the client.
+    pub fn responses_stalled(&self) -> bool {
+        self.responses().is_some_and(|r| r.stalled())
     }
 }

@@ -22,6 +22,8 @@ pub enum StallEnd {
     Closed,
     /// The connection was reset.
     Reset,
+    /// Still open and still waiting: the attempt is in progress.
+    Waiting,
 }
 
 /// The handshake failure as the TLS layer reported it, reduced to what
@@ -156,6 +158,7 @@ impl Outcome {
                 StallEnd::Timeout => "Connected, but no ClientHello arrived".into(),
                 StallEnd::Closed => "Connected and closed without sending anything".into(),
                 StallEnd::Reset => "Connected and reset without sending anything".into(),
+                StallEnd::Waiting => "Connected, and no ClientHello yet (still waiting)".into(),
             },
             Outcome::HelloIncomplete {
                 received: 0,
@@ -175,6 +178,7 @@ impl Outcome {
                     StallEnd::Timeout => "the rest never arrived",
                     StallEnd::Closed => "then the client closed",
                     StallEnd::Reset => "then the connection was reset",
+                    StallEnd::Waiting => "the rest has not arrived (still waiting)",
                 };
                 format!(
                     "ClientHello incomplete: {}{of} bytes, {then}",

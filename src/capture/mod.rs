@@ -83,7 +83,15 @@ impl HelloCapture {
 /// Reads from `io` until the buffered bytes are a complete ClientHello, cannot
 /// become one, `deadline` passes, or the peer goes away. `accepted` is the
 /// instant the connection was accepted; read times are relative to it.
-pub async fn read_client_hello<S>(io: &mut S, accepted: Instant, deadline: Duration) -> HelloCapture
+/// `progress` hears of every read that leaves the hello incomplete (bytes so
+/// far, this read's size, the total announced), so a stall is visible while
+/// it lasts.
+pub async fn read_client_hello<S>(
+    io: &mut S,
+    accepted: Instant,
+    deadline: Duration,
+    mut progress: impl FnMut(usize, usize, Option<usize>),
+) -> HelloCapture
 where
     S: AsyncRead + Unpin,
 {
@@ -121,7 +129,8 @@ where
                 match hello::parse_client_hello(&bytes) {
                     Ok(hello) => break CaptureEnd::Complete(Box::new(hello)),
                     Err(HelloError::Incomplete { need, .. }) if need <= MAX_CAPTURE_BYTES => {
-                        continue
+                        progress(bytes.len(), n, Some(need));
+                        continue;
                     }
                     Err(HelloError::Incomplete { need, .. }) => {
                         break CaptureEnd::Rejected(HelloError::TooLarge {
@@ -177,7 +186,13 @@ mod tests {
             }
             client
         });
-        let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(5)).await;
+        let cap = read_client_hello(
+            &mut server,
+            Instant::now(),
+            Duration::from_secs(5),
+            |_, _, _| {},
+        )
+        .await;
         let _client = writer.await.unwrap();
         assert!(matches!(cap.end, CaptureEnd::Complete(_)), "{:?}", cap.end);
         assert_eq!(cap.bytes, hello_bytes());
@@ -189,7 +204,13 @@ mod tests {
         let wire = hello_bytes();
         let (mut client, mut server) = tokio::io::duplex(4096);
         client.write_all(&wire[..1460]).await.unwrap();
-        let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(10)).await;
+        let cap = read_client_hello(
+            &mut server,
+            Instant::now(),
+            Duration::from_secs(10),
+            |_, _, _| {},
+        )
+        .await;
         assert_eq!(
             cap.end,
             CaptureEnd::TimedOut {
@@ -207,7 +228,13 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(4096);
         client.write_all(&wire[..700]).await.unwrap();
         drop(client);
-        let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(5)).await;
+        let cap = read_client_hello(
+            &mut server,
+            Instant::now(),
+            Duration::from_secs(5),
+            |_, _, _| {},
+        )
+        .await;
         assert_eq!(
             cap.end,
             CaptureEnd::Closed {
@@ -223,7 +250,13 @@ mod tests {
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
-        let cap = read_client_hello(&mut server, Instant::now(), Duration::from_secs(5)).await;
+        let cap = read_client_hello(
+            &mut server,
+            Instant::now(),
+            Duration::from_secs(5),
+            |_, _, _| {},
+        )
+        .await;
         assert!(matches!(
             cap.end,
             CaptureEnd::Rejected(HelloError::NotTls {

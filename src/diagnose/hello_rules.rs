@@ -98,12 +98,13 @@ pub(super) fn no_sni(hello: &ClientHello) -> Option<Finding> {
     Some(
         Finding::new(
             "tls.no-sni",
-            Severity::Warning,
+            Severity::Info,
             "The client sent no server name (SNI)",
         )
         .explain(
-            "The ClientHello has no server_name extension, so the server cannot tell which \
-                 site you want before choosing a certificate. Servers that host several names \
+            "The ClientHello has no server_name extension. This server has one certificate, so \
+                 here it changes nothing; but a server cannot tell which site you want before \
+                 choosing a certificate, and servers that host several names \
                  (CDNs, load balancers, shared hosting) then answer with a default certificate \
                  whose name does not match, or refuse the handshake. Clients leave SNI out when \
                  they connect to an IP address or are configured not to send it.",
@@ -207,6 +208,72 @@ fn join_and(items: &[String]) -> String {
         [one] => one.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
+}
+
+/// check.sh's curl would not accept our certificate. Our own self-signed
+/// development certificate is expected not to verify (info); a chain from an
+/// issuer that is not ours means something on the path answered in our place.
+pub(super) fn certificate_not_verified(
+    check: &super::TlsCheck,
+    server: &ServerProfile,
+) -> Option<Finding> {
+    if check.verified {
+        return None;
+    }
+    let shown = check.issuer.as_deref().map(crate::util::printable);
+    let shown_cn = shown.as_deref().and_then(common_name);
+    let ours = server.issuer_cn.as_deref();
+    let foreign = matches!((shown_cn, ours), (Some(shown), Some(ours)) if shown != ours);
+    let f = if foreign {
+        Finding::new(
+            "tls.foreign-certificate",
+            Severity::Warning,
+            "Your HTTPS connection was answered with a certificate we did not send",
+        )
+        .explain(
+            "curl on your computer was shown a certificate from another issuer than ours. Something \
+             between you and us (a TLS-inspecting proxy or firewall, antivirus software) ends your \
+             TLS connection and opens its own to us: what we see is its ClientHello, not yours, \
+             and its limits are the ones that matter.",
+        )
+        .fix("Ask your network team whether TLS inspection is on, and exempt this host from it to test the direct path.")
+        .fix("If inspection must stay, check that the proxy handles large (post-quantum) ClientHellos and full-size packets.")
+    } else {
+        Finding::new(
+            "tls.certificate-not-verified",
+            Severity::Info,
+            "curl did not accept our certificate",
+        )
+        .explain(
+            "curl could not verify our certificate against your trust store. The issuer it was \
+             shown is ours, so nothing answered in our place: this test server's certificate is \
+             simply not one your system trusts. The test went on without verification.",
+        )
+    };
+    let mut f = f.evidence(
+        "issuer curl was shown",
+        shown.unwrap_or_else(|| "(curl did not say)".into()),
+    );
+    if let Some(ours) = ours {
+        f = f.evidence("our certificate's issuer", format!("CN={ours}"));
+    }
+    if let Some(error) = &check.error {
+        f = f.evidence("curl said", crate::util::printable(error));
+    }
+    Some(f)
+}
+
+/// The CN of an issuer as curl prints it ("C=US; O=Example; CN=Example CA",
+/// or with commas).
+fn common_name(issuer: &str) -> Option<&str> {
+    issuer
+        .split([';', ','])
+        .map(str::trim)
+        .find_map(|part| {
+            part.strip_prefix("CN=")
+                .or_else(|| part.strip_prefix("CN = "))
+        })
+        .map(str::trim)
 }
 
 #[cfg(test)]

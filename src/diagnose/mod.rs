@@ -6,23 +6,31 @@
 //! this connection that triggered it, and a clean connection yields nothing
 //! above `info`. The catalogue is in `docs/findings.md`.
 
+mod delivery_rules;
 mod finding;
 mod fixes;
+mod hello_ladder;
 mod hello_rules;
 mod outcome_rules;
 mod path_rules;
+mod verdict;
 
 pub use finding::{Evidence, Finding, Severity};
+pub use fixes::IpVersion;
+pub use verdict::{diagnose, Diagnosis, Observations, Status, TlsCheck};
 
 use crate::attempt::TlsAttempt;
-use crate::probe::ProbeRun;
 use crate::profile::ServerProfile;
-use crate::tcp::SynInfo;
 
 /// Findings about one attempt on the TLS port, most severe first.
 pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
     let mut out = Vec::new();
-    out.extend(outcome_rules::outcome(attempt, server));
+    // Our stalled flight explains a silent client better than the timeout does.
+    match delivery_rules::flight_stalled(attempt) {
+        Some(stall) => out.push(stall),
+        None => out.extend(outcome_rules::outcome(attempt, server)),
+    }
+    out.extend(delivery_rules::response_stalled(attempt));
     if let Some(hello) = &attempt.client_hello {
         out.extend(hello_rules::hello_size(
             hello,
@@ -35,46 +43,6 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
     out.extend(hello_rules::slow_arrival(&attempt.arrival));
     sort(&mut out);
     out
-}
-
-/// Findings about a probe run; `syn` is the SYN of the connection that posted
-/// the results (its MSS says what packet size the client believes in).
-pub fn probe_run(run: &ProbeRun, syn: Option<&SynInfo>) -> Vec<Finding> {
-    let mut out = Vec::new();
-    out.extend(path_rules::black_hole_up(run, syn));
-    out.extend(path_rules::black_hole_down(run));
-    out.extend(path_rules::unreliable(run));
-    out.extend(path_rules::clock_skew(run));
-    sort(&mut out);
-    out
-}
-
-/// One line for a run: the headline a customer reads first.
-pub fn probe_verdict(findings: &[Finding]) -> String {
-    let up = findings
-        .iter()
-        .find(|f| f.id == "path.black-hole-up" || f.id == "path.fragments-dropped");
-    let down = findings.iter().find(|f| f.id == "path.black-hole-down");
-    match (up, down) {
-        (Some(up), _) if up.id == "path.fragments-dropped" => format!(
-            "{}. Fix: let IP fragments through, or clamp TCP MSS so none are needed; details below.",
-            up.title
-        ),
-        (Some(up), _) => format!(
-            "{}. ICMP \"fragmentation needed\" is not getting through (otherwise your computer would \
-             resend smaller packets). Fix: allow ICMP type 3 code 4 and clamp TCP MSS; details below.",
-            up.title
-        ),
-        (None, Some(down)) => format!(
-            "{}. ICMP \"fragmentation needed\" from your side does not reach us. Fix: allow ICMP \
-             type 3 code 4 inbound and clamp TCP MSS; details below.",
-            down.title
-        ),
-        _ => match findings.iter().find(|f| f.severity == Severity::Error) {
-            Some(f) => f.title.clone(),
-            None => "No packet-size problem: every transfer completed in both directions.".to_owned(),
-        },
-    }
 }
 
 /// Most severe first; stable for equal severity so rules keep their order.

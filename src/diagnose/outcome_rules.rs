@@ -1,7 +1,7 @@
 //! Rules about how an attempt ended: one finding per failed outcome, in plain
 //! language, with this attempt's numbers and the change that fixes it.
 
-use super::fixes::{ALLOW_ICMP_V4, ALLOW_ICMP_V6, CLAMP_MSS, FIND_PATH_MTU, FIX_TUNNEL_MTU};
+use super::fixes::{self, IpVersion};
 use super::{Finding, Severity};
 use crate::attempt::{Outcome, StallEnd, TlsAttempt};
 use crate::hello::error::NotTlsKind;
@@ -12,6 +12,7 @@ use crate::util::thousands;
 
 pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Finding> {
     let hello = attempt.client_hello.as_ref();
+    let ip = IpVersion::of(attempt.peer.ip());
     match &attempt.outcome {
         Outcome::Completed => None,
         Outcome::NoData { ended } => Some(no_data(*ended, attempt)),
@@ -44,7 +45,7 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
         Outcome::NoSharedGroup => Some(no_shared_group(hello, server)),
         Outcome::NoSharedSignatureScheme => Some(no_shared_signature_scheme(hello, server)),
         Outcome::ClientAlert { alert } => Some(client_alert(*alert)),
-        Outcome::ClosedMidHandshake => Some(
+        Outcome::ClosedMidHandshake => Some(fixes::for_black_hole_toward_client(
             Finding::new(
                 "tls.closed-mid-handshake",
                 Severity::Error,
@@ -58,11 +59,9 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
                  packets toward the client. Some old clients also close silently on a certificate \
                  they dislike.",
             )
-            .evidence("handshake ended after", ms(attempt.handshake_ms))
-            .fix(FIND_PATH_MTU)
-            .fix(ALLOW_ICMP_V4)
-            .fix(CLAMP_MSS),
-        ),
+            .evidence("handshake ended after", ms(attempt.handshake_ms)),
+            ip,
+        )),
         Outcome::ResetMidHandshake => Some(
             Finding::new(
                 "tls.reset-mid-handshake",
@@ -81,7 +80,7 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
             .fix("Check the firewall/IPS logs on the client's network for this connection and time.")
             .fix("Compare with a connection from outside that network: if it works there, the middlebox is the cause."),
         ),
-        Outcome::HandshakeTimeout => Some(
+        Outcome::HandshakeTimeout => Some(fixes::for_black_hole_toward_client(
             Finding::new(
                 "tls.handshake-timeout",
                 Severity::Error,
@@ -94,12 +93,9 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
                  report it, the client never receives it and waits forever. That is an MTU black \
                  hole in the server-to-client direction.",
             )
-            .evidence("waited", ms(attempt.handshake_ms))
-            .fix(FIND_PATH_MTU)
-            .fix(ALLOW_ICMP_V4)
-            .fix(ALLOW_ICMP_V6)
-            .fix(CLAMP_MSS),
-        ),
+            .evidence("waited", ms(attempt.handshake_ms)),
+            ip,
+        )),
         Outcome::OtherError { detail } => Some(
             Finding::new("tls.handshake-failed", Severity::Error, "The TLS handshake failed")
                 .explain("The handshake failed for a reason not covered by the other checks; the TLS stack's own words are below.")
@@ -124,8 +120,13 @@ fn no_data(ended: StallEnd, attempt: &TlsAttempt) -> Finding {
             "The client connected and reset without sending anything",
             Severity::Warning,
         ),
+        // Browsers open spare connections they may never use: not a fault yet.
+        StallEnd::Waiting => (
+            "A connection is open with no ClientHello on it yet",
+            Severity::Info,
+        ),
     };
-    Finding::new("tcp.no-data", severity, title)
+    let f = Finding::new("tcp.no-data", severity, title)
         .explain(format!(
             "The TCP connection opened, so the port is reachable, but not one byte of TLS arrived \
              ({}). If a TLS client made this connection, its ClientHello was lost on the way: a \
@@ -136,13 +137,12 @@ fn no_data(ended: StallEnd, attempt: &TlsAttempt) -> Finding {
                 StallEnd::Timeout => format!("we waited {waited}"),
                 StallEnd::Closed => format!("the client closed after {waited}"),
                 StallEnd::Reset => format!("the connection was reset after {waited}"),
+                StallEnd::Waiting => format!("still waiting after {waited}"),
             }
         ))
         .evidence("bytes received", "0")
-        .evidence("waited", waited)
-        .fix(FIND_PATH_MTU)
-        .fix(ALLOW_ICMP_V4)
-        .fix(CLAMP_MSS)
+        .evidence("waited", waited);
+    fixes::for_black_hole_toward_server(f, IpVersion::of(attempt.peer.ip()))
 }
 
 fn hello_incomplete(
@@ -158,6 +158,7 @@ fn hello_incomplete(
         StallEnd::Timeout => format!("then nothing for {after}"),
         StallEnd::Closed => format!("then the client gave up and closed after {after}"),
         StallEnd::Reset => format!("then the connection was reset after {after}"),
+        StallEnd::Waiting => format!("then nothing for {after} so far (still waiting)"),
     };
     let first_piece = attempt.arrival.reads.first().map_or(0, |r| r.bytes);
     let (title, what) = if received == 0 {
@@ -182,13 +183,18 @@ fn hello_incomplete(
             ),
         )
     };
+    let ip = IpVersion::of(attempt.peer.ip());
     let mut finding = Finding::new("tls.hello-incomplete", Severity::Error, title)
         .explain(format!(
-            "{what}: the classic sign of a path that drops packets larger than its MTU (a VPN, \
-             tunnel or MPLS overlay) while ICMP \"fragmentation needed\" is blocked, so your \
-             computer never learns to send smaller packets. A firewall that drops IP fragments does \
-             the same. Small requests work and TCP connects, so it looks like a TLS problem; it is a \
-             packet-size problem."
+            "{what}: the classic sign of a path from you to us that drops packets larger than its \
+             MTU (a VPN, tunnel or MPLS overlay) while {} is blocked, so your computer never \
+             learns to send smaller packets.{} Small requests work and TCP connects, so it looks \
+             like a TLS problem; it is a packet-size problem.",
+            ip.too_big_message(),
+            match ip {
+                IpVersion::V4 => " A firewall that drops IP fragments does the same.",
+                IpVersion::V6 => "",
+            }
         ))
         .evidence("bytes received in order", thousands(received))
         .evidence(
@@ -226,12 +232,7 @@ fn hello_incomplete(
     if ended == StallEnd::Reset {
         finding = finding.fix("A reset in mid-hello can also be a firewall/IPS killing the connection: check its logs.");
     }
-    finding
-        .fix(FIND_PATH_MTU)
-        .fix(ALLOW_ICMP_V4)
-        .fix(ALLOW_ICMP_V6)
-        .fix(CLAMP_MSS)
-        .fix(FIX_TUNNEL_MTU)
+    fixes::for_black_hole_toward_server(finding, ip)
 }
 
 fn not_tls(what: NotTlsKind, preview: &str) -> Finding {

@@ -1,17 +1,21 @@
 //! Rules about a probe run: where transfers stop completing, in which
-//! direction, and what the client's clock says.
+//! direction, whether a direction was tested with full-size packets at all,
+//! and what the client's clock says.
+//!
+//! A passing step proves something only if it could have failed: it must have
+//! run on a connection whose packets were not clamped below the client's own
+//! size, and been large enough to need full-size segments. A direction with no
+//! such step is reported as untested, never as fine.
 
-use super::fixes::{ALLOW_ICMP_V4, ALLOW_ICMP_V6, CLAMP_MSS, FIND_PATH_MTU, FIX_TUNNEL_MTU};
+use super::fixes::{self, IpVersion, CLAMP_MSS, FIX_TUNNEL_MTU};
 use super::{Finding, Severity};
-use crate::probe::{ProbeRun, StepView};
+use crate::probe::{Direction, ProbeRun, StepView};
 use crate::tcp::SynInfo;
 use crate::util::thousands;
 
 /// Client clocks further off than this break certificate validation at the
 /// edges of validity periods and confuse logs.
 const CLOCK_SKEW_MS: f64 = 5.0 * 60.0 * 1000.0;
-
-const IPV4_TCP_HEADERS: u32 = 40;
 
 /// Where a ladder breaks: every step up to `largest_ok` passed, every step from
 /// `smallest_failed` failed, and there was at least one of each.
@@ -44,7 +48,7 @@ fn find_break(steps: &[StepView]) -> Option<Break<'_>> {
     })
 }
 
-pub(super) fn black_hole_down(run: &ProbeRun) -> Option<Finding> {
+pub(super) fn black_hole_down(run: &ProbeRun, ip: IpVersion) -> Option<Finding> {
     let b = find_break(&run.down)?;
     let server = b.smallest_failed.server.as_ref();
     let mut f = Finding::new(
@@ -58,11 +62,12 @@ pub(super) fn black_hole_down(run: &ProbeRun) -> Option<Finding> {
     .explain(format!(
         "Downloads up to {} bytes complete; from {} bytes on they never finish. Small responses fit \
          in packets the path carries; larger ones need full-size packets, and somewhere between this \
-         server and you those are dropped without the ICMP \"fragmentation needed\" message that \
-         would make us send smaller ones. Your browser or curl waits forever for data that never \
-         comes: pages start loading and hang.",
+         server and you those are dropped without the {} message that would make us send smaller \
+         ones. Your browser or curl waits forever for data that never comes: pages start loading \
+         and hang.",
         thousands(b.largest_ok.bytes as usize),
-        thousands(b.smallest_failed.bytes as usize)
+        thousands(b.smallest_failed.bytes as usize),
+        ip.too_big_message()
     ))
     .evidence("largest download that completed", format!("{} bytes", thousands(b.largest_ok.bytes as usize)))
     .evidence("smallest download that failed", format!("{} bytes", thousands(b.smallest_failed.bytes as usize)))
@@ -87,22 +92,21 @@ pub(super) fn black_hole_down(run: &ProbeRun) -> Option<Finding> {
                 "our packet size toward you",
                 format!(
                     "{} bytes (segment {} + headers); path MTU we know of: {}",
-                    thousands((after.snd_mss + IPV4_TCP_HEADERS + 12) as usize),
+                    thousands((after.snd_mss + ip.headers() + 12) as usize),
                     thousands(after.snd_mss as usize),
                     thousands(after.pmtu as usize)
                 ),
             );
         }
     }
-    Some(
-        f.fix(ALLOW_ICMP_V4)
-            .fix(ALLOW_ICMP_V6)
-            .fix(CLAMP_MSS)
-            .fix(FIND_PATH_MTU),
-    )
+    Some(fixes::for_black_hole_toward_client(f, ip))
 }
 
-pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Finding> {
+pub(super) fn black_hole_up(
+    run: &ProbeRun,
+    syn: Option<&SynInfo>,
+    ip: IpVersion,
+) -> Option<Finding> {
     let b = find_break(&run.up)?;
     // The largest segment the server saw from this client on a step that worked:
     // a lower bound for what the path carries.
@@ -113,7 +117,7 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
         .filter_map(|s| s.server.as_ref()?.after.as_ref().map(|t| t.rcv_mss))
         .max()
         .filter(|mss| *mss > 0)
-        .map(|mss| mss + IPV4_TCP_HEADERS);
+        .map(|mss| mss + ip.headers());
     // What the client sends when it fills a packet: its own MSS says.
     let full_size = syn.and_then(|s| s.implied_mtu);
     let title = match full_size {
@@ -129,21 +133,28 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
     // A client that does not set DF lets routers fragment its large packets; if
     // they still vanish, the fragments are what is dropped (the seed incident's
     // "drop all IP fragments" rule).
-    if syn.and_then(|s| s.dont_fragment) == Some(false) {
+    if ip == IpVersion::V4 && syn.and_then(|s| s.dont_fragment) == Some(false) {
         return Some(fragments_dropped(&b, largest_seen));
     }
     let mut f = Finding::new("path.black-hole-up", Severity::Error, title)
-    .explain(format!(
+        .explain(format!(
         "Uploads up to {} bytes arrive; from {} bytes on they never complete. Your computer sends \
          full-size packets, something on your side of the path (a VPN, tunnel or firewall) cannot \
-         carry them, and the ICMP \"fragmentation needed\" message that would tell your computer to \
-         send smaller ones is blocked. Anything you send that needs a full-size packet, such as a \
-         ClientHello with a post-quantum key share, vanishes.",
+         carry them, and the {} message that would tell your computer to send smaller ones is \
+         blocked. Anything you send that needs a full-size packet, such as a ClientHello with a \
+         post-quantum key share, vanishes.",
         thousands(b.largest_ok.bytes as usize),
-        thousands(b.smallest_failed.bytes as usize)
+        thousands(b.smallest_failed.bytes as usize),
+        ip.too_big_message()
     ))
-    .evidence("largest upload that arrived", format!("{} bytes", thousands(b.largest_ok.bytes as usize)))
-    .evidence("smallest upload that failed", format!("{} bytes", thousands(b.smallest_failed.bytes as usize)));
+        .evidence(
+            "largest upload that arrived",
+            format!("{} bytes", thousands(b.largest_ok.bytes as usize)),
+        )
+        .evidence(
+            "smallest upload that failed",
+            format!("{} bytes", thousands(b.smallest_failed.bytes as usize)),
+        );
     if let Some(p) = largest_seen {
         f = f.evidence(
             "largest packet that reached us",
@@ -176,13 +187,7 @@ pub(super) fn black_hole_up(run: &ProbeRun, syn: Option<&SynInfo>) -> Option<Fin
             );
         }
     }
-    Some(
-        f.fix(ALLOW_ICMP_V4)
-            .fix(ALLOW_ICMP_V6)
-            .fix(CLAMP_MSS)
-            .fix(FIX_TUNNEL_MTU)
-            .fix(FIND_PATH_MTU),
-    )
+    Some(fixes::for_black_hole_toward_server(f, ip))
 }
 
 fn fragments_dropped(b: &Break<'_>, largest_seen: Option<u32>) -> Finding {
@@ -266,6 +271,76 @@ fn reason(step: &StepView) -> String {
         .unwrap_or_else(|| "stalled".into())
 }
 
+/// A direction whose transfers could not have shown a black hole: none ran,
+/// none was observed by the server, or all ran over a clamped connection or
+/// were too small to need full-size packets. Failures are reported by the
+/// other rules; this one speaks only where everything "passed".
+pub(super) fn untested(run: &ProbeRun, direction: Direction, how_to_test: &str) -> Option<Finding> {
+    let (steps, id, toward) = match direction {
+        Direction::Down => (&run.down, "path.untested-down", "toward you"),
+        Direction::Up => (&run.up, "path.untested-up", "from you to us"),
+    };
+    if steps.iter().any(StepView::failed) || steps.iter().any(proves_full_size) {
+        return None;
+    }
+    let ran: Vec<&StepView> = steps.iter().filter(|s| s.passed()).collect();
+    let clamp = ran
+        .iter()
+        .filter_map(|s| s.server.as_ref()?.packets.mss_clamp)
+        .min();
+    let why = if ran.is_empty() {
+        format!(
+            "No transfer {toward} was run, so nothing is known about packets in that direction."
+        )
+    } else if let Some(clamp) = clamp.filter(|_| {
+        ran.iter()
+            .all(|s| s.server.as_ref().is_some_and(|o| o.packets.clamped()))
+    }) {
+        format!(
+            "Every transfer {toward} ran over plain HTTP, whose packets this server limits to \
+             segments of {} bytes so its pages get through broken paths. Packets that small cross \
+             a black hole too, so these transfers cannot tell whether full-size packets do.",
+            thousands(clamp as usize)
+        )
+    } else if ran.iter().all(|s| s.server.is_none()) {
+        format!(
+            "The transfers {toward} were reported as passed, but the server saw none of them, so \
+             nothing shows which packets they used."
+        )
+    } else {
+        format!(
+            "No transfer {toward} was large enough to need full-size packets on an unclamped \
+             connection."
+        )
+    };
+    Some(
+        Finding::new(
+            id,
+            Severity::Warning,
+            format!("Inconclusive {toward}: full-size packets were not tested"),
+        )
+        .explain(why)
+        .evidence(
+            "transfers that passed",
+            ran.iter()
+                .map(|s| thousands(s.bytes as usize))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .fix(how_to_test.to_owned()),
+    )
+}
+
+/// A passed step that could have failed: the server watched it on an
+/// unclamped connection and it was large enough to need full-size segments.
+pub(super) fn proves_full_size(step: &StepView) -> bool {
+    step.passed()
+        && step
+            .server
+            .as_ref()
+            .is_some_and(|o| o.exercised_full_size())
+}
+
 pub(super) fn clock_skew(run: &ProbeRun) -> Option<Finding> {
     let offset = run.clock_offset_ms?;
     if offset.abs() < CLOCK_SKEW_MS {
@@ -326,7 +401,7 @@ mod tests {
             &[(512, true), (1300, true), (1400, false), (2000, false)],
             &[],
         );
-        let f = black_hole_down(&r).unwrap();
+        let f = black_hole_down(&r, IpVersion::V4).unwrap();
         assert!(f.title.contains("1,400 bytes and more"), "{}", f.title);
         assert!(unreliable(&r).is_empty());
     }
@@ -349,7 +424,7 @@ mod tests {
             implied_mtu: Some(1500),
         };
         assert_eq!(
-            black_hole_up(&r, Some(&syn)).unwrap().id,
+            black_hole_up(&r, Some(&syn), IpVersion::V4).unwrap().id,
             "path.fragments-dropped"
         );
     }
@@ -357,7 +432,7 @@ mod tests {
     #[test]
     fn random_failures_are_loss_not_a_black_hole() {
         let r = run(&[], &[(512, false), (1300, true), (1400, true)]);
-        assert!(black_hole_up(&r, None).is_none());
+        assert!(black_hole_up(&r, None, IpVersion::V4).is_none());
         assert_eq!(unreliable(&r)[0].id, "path.loss-up");
     }
 
@@ -365,7 +440,8 @@ mod tests {
     fn a_clean_run_has_no_findings() {
         let ok = [(512, true), (1500, true), (1048576, true)];
         let r = run(&ok, &ok);
-        assert!(black_hole_down(&r).is_none() && black_hole_up(&r, None).is_none());
+        assert!(black_hole_down(&r, IpVersion::V4).is_none());
+        assert!(black_hole_up(&r, None, IpVersion::V4).is_none());
         assert!(unreliable(&r).is_empty() && clock_skew(&r).is_none());
     }
 

@@ -15,7 +15,9 @@ pub mod model;
 pub mod payload;
 pub mod watch;
 
-pub use model::{ClientResults, ClientStep, Direction, ProbeObservation, ProbeRun, StepView};
+pub use model::{
+    ClientResults, ClientStep, Direction, PacketLimits, ProbeObservation, ProbeRun, StepView,
+};
 pub use payload::{Payload, PayloadBody, Progress};
 
 use std::time::Duration;
@@ -30,8 +32,10 @@ pub const LADDER: &[u64] = &[
 /// Largest probe in either direction.
 pub const MAX_PROBE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// How long a client waits for one step before calling it failed.
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a client waits for one step before calling it failed (plus a
+/// second per 128 KiB, for slow links): a stall is plain after a few
+/// retransmission timeouts, and the whole run must end within seconds.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// No acknowledged progress for this long, with data outstanding, is a stall:
 /// several retransmission timeouts, far beyond any healthy path's RTT.

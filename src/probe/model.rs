@@ -64,9 +64,63 @@ pub struct ProbeObservation {
     pub before: Option<TcpInfo>,
     pub after: Option<TcpInfo>,
     pub samples: Vec<TcpSample>,
+    /// The packets this transfer could use.
+    pub packets: PacketLimits,
+}
+
+/// What limited the packets of the connection a transfer ran on. A transfer
+/// over a connection clamped below the client's own MSS cannot show a black
+/// hole for full-size packets, whatever it did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PacketLimits {
+    /// Over TLS (the HTTPS port) or plain HTTP.
+    pub over_tls: bool,
+    /// The MSS our listener clamped the connection to.
+    pub mss_clamp: Option<u32>,
+    /// The client's MSS from its SYN: the largest segment it can receive and,
+    /// unless told otherwise, the size it sends.
+    pub client_mss: Option<u32>,
+}
+
+impl PacketLimits {
+    /// Whether our clamp kept this connection's segments below what the
+    /// client offered (or below a full Ethernet segment when its SYN is unknown).
+    pub fn clamped(&self) -> bool {
+        match (self.mss_clamp, self.client_mss) {
+            (Some(clamp), Some(client)) => clamp < client,
+            (Some(clamp), None) => clamp < 1460,
+            (None, _) => false,
+        }
+    }
 }
 
 impl ProbeObservation {
+    /// The largest segment size this transfer used in its direction, from
+    /// `TCP_INFO`: ours toward the client, or the largest the client sent us.
+    pub fn segment_bytes(&self) -> Option<u32> {
+        let of = |t: &TcpInfo| match self.direction {
+            Direction::Down => t.snd_mss,
+            Direction::Up => t.rcv_mss,
+        };
+        [self.before.as_ref(), self.after.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(of)
+            .max()
+            .filter(|&mss| mss > 0)
+    }
+
+    /// Whether this transfer put full-size packets on the path in its
+    /// direction: an unclamped connection, and enough bytes that at least one
+    /// segment had to be as large as the connection allows.
+    pub fn exercised_full_size(&self) -> bool {
+        if self.packets.clamped() {
+            return false;
+        }
+        let mss = u64::from(self.packets.client_mss.unwrap_or(1460).max(536));
+        self.bytes >= 2 * mss
+    }
+
     /// Retransmissions during the transfer, from `TCP_INFO`.
     pub fn retransmissions(&self) -> u32 {
         match (&self.before, &self.after) {
@@ -126,6 +180,13 @@ pub struct ClientResults {
     pub down: Vec<ClientStep>,
     #[serde(default)]
     pub up: Vec<ClientStep>,
+    /// check.sh's ClientHello size ladder (sizes are the ClientHello's bytes
+    /// on the wire; `error` is "timeout" or "reset" when one did not complete).
+    #[serde(default)]
+    pub hello: Vec<ClientStep>,
+    /// check.sh's certificate check over HTTPS.
+    #[serde(default)]
+    pub tls_check: Option<crate::diagnose::TlsCheck>,
 }
 
 /// Most steps accepted per direction.
@@ -149,13 +210,21 @@ impl ClientResults {
         if !matches!(self.agent.as_str(), "browser" | "check.sh") {
             return Err("agent must be \"browser\" or \"check.sh\"".into());
         }
-        if self.down.is_empty() && self.up.is_empty() {
+        let https_failed = self.tls_check.as_ref().is_some_and(|c| c.error.is_some());
+        if self.down.is_empty() && self.up.is_empty() && self.hello.is_empty() && !https_failed {
             return Err("no steps: run at least one transfer before posting results".into());
         }
-        if self.down.len() > MAX_STEPS || self.up.len() > MAX_STEPS {
+        if self.down.len() > MAX_STEPS || self.up.len() > MAX_STEPS || self.hello.len() > MAX_STEPS
+        {
             return Err(format!("at most {MAX_STEPS} steps per direction"));
         }
-        for step in self.down.iter().chain(&self.up) {
+        if let Some(check) = &self.tls_check {
+            let long = |t: &Option<String>| t.as_ref().is_some_and(|t| t.len() > 200);
+            if long(&check.issuer) || long(&check.error) {
+                return Err("tls_check texts are limited to 200 characters".into());
+            }
+        }
+        for step in self.down.iter().chain(&self.up).chain(&self.hello) {
             if step.bytes > super::MAX_PROBE_BYTES {
                 return Err(format!(
                     "step of {} bytes is over the probe limit",
@@ -196,7 +265,7 @@ impl StepView {
 }
 
 /// A whole run: both ladders, merged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ProbeRun {
     pub run: String,
     pub agent: String,

@@ -4,6 +4,7 @@
 use askama::Template;
 
 use super::ConnectionReport;
+use crate::diagnose::Status;
 
 #[derive(Debug, Template)]
 #[template(path = "report.html")]
@@ -17,10 +18,14 @@ impl ReportPage<'_> {
     }
 
     pub fn headline_class(&self) -> &'static str {
-        match self.r.worst() {
-            Some(crate::diagnose::Severity::Error) => "bad",
-            Some(crate::diagnose::Severity::Warning) => "warn",
-            _ => "good",
+        match self.r.status {
+            Status::Problem => "bad",
+            Status::Inconclusive => "warn",
+            Status::Clear => "good",
         }
+    }
+
+    pub fn status(&self) -> &'static str {
+        self.r.status.as_str()
     }
 }

@@ -41,7 +41,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::attempt::{Negotiated, Outcome, TlsAttempt};
-use crate::diagnose::{Finding, Severity};
+use crate::diagnose::{Diagnosis, Finding, Severity, Status};
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::ProtocolVersion;
 use crate::hello::ClientHello;
@@ -117,6 +117,11 @@ pub struct ConnectionReport {
     #[serde(serialize_with = "crate::util::rfc3339")]
     pub generated_at: SystemTime,
     pub server_version: &'static str,
+    /// The diagnosis of everything known about this address: `problem`,
+    /// `inconclusive` or `clear`, and the headline every view shows.
+    pub status: Status,
+    pub headline: String,
+    /// This connection in one line.
     pub summary: String,
     pub client: ClientView,
     pub connection: ConnectionView,
@@ -196,7 +201,7 @@ impl ConnectionReport {
     pub fn for_tls(
         attempt: &TlsAttempt,
         http: HttpFacts,
-        findings: Vec<Finding>,
+        diagnosis: Diagnosis,
         recent_attempts: Vec<AttemptView>,
     ) -> Self {
         let tls = TlsView::from_attempt(attempt);
@@ -204,6 +209,8 @@ impl ConnectionReport {
             schema_version: SCHEMA_VERSION,
             generated_at: SystemTime::now(),
             server_version: env!("CARGO_PKG_VERSION"),
+            status: diagnosis.status,
+            headline: diagnosis.headline,
             summary: tls.summary(),
             client: client(attempt.peer),
             connection: ConnectionView {
@@ -213,43 +220,31 @@ impl ConnectionReport {
             },
             syn: attempt.syn.clone(),
             tls: Some(tls),
-            findings,
+            findings: diagnosis.findings,
             recent_attempts,
         }
     }
 
-    /// The report for a request on the plain-HTTP port. When the caller's
-    /// latest HTTPS attempt failed, that failure is the headline and the
-    /// findings are those of its failed attempts (each distinct one once).
+    /// The report for a request on the plain-HTTP port: this connection has
+    /// no TLS of its own, so the diagnosis of the address's HTTPS attempts is
+    /// the whole story.
     pub fn for_plain(
         peer: SocketAddr,
         http: HttpFacts,
         syn: Option<SynInfo>,
+        diagnosis: Diagnosis,
         recent_attempts: Vec<AttemptView>,
     ) -> Self {
-        let summary = match recent_attempts.first() {
-            Some(latest) if !latest.succeeded => {
-                format!("Your last HTTPS attempt failed: {}", latest.summary)
-            }
-            Some(latest) => format!("Your last HTTPS attempt worked: {}", latest.summary),
-            None => format!(
-                "Plain {}: this connection is not encrypted",
-                http.http_version
-            ),
-        };
-        let mut findings: Vec<Finding> = Vec::new();
-        for attempt in recent_attempts.iter().filter(|a| !a.succeeded) {
-            for f in &attempt.findings {
-                if !findings.iter().any(|seen| seen.id == f.id) {
-                    findings.push(f.clone());
-                }
-            }
-        }
-        crate::diagnose::sort(&mut findings);
+        let summary = format!(
+            "Plain {}: this connection is not encrypted",
+            http.http_version
+        );
         Self {
             schema_version: SCHEMA_VERSION,
             generated_at: SystemTime::now(),
             server_version: env!("CARGO_PKG_VERSION"),
+            status: diagnosis.status,
+            headline: diagnosis.headline,
             summary,
             client: client(peer),
             connection: ConnectionView {
@@ -259,7 +254,7 @@ impl ConnectionReport {
             },
             syn,
             tls: None,
-            findings,
+            findings: diagnosis.findings,
             recent_attempts,
         }
     }

@@ -15,7 +15,13 @@ pub fn render(r: &ConnectionReport) -> String {
     let mut out = String::new();
     let title = "tlsdiag: what your client sent";
     let _ = writeln!(out, "{title}\n{}", "=".repeat(title.len()));
-    out.push_str(&wrap(&printable(&r.summary), WIDTH, ""));
+    out.push_str(&wrap(&printable(&r.headline), WIDTH, ""));
+    out.push('\n');
+    out.push_str(&wrap(
+        &format!("This connection: {}", printable(&r.summary)),
+        WIDTH,
+        "",
+    ));
     if !r.connection.encrypted && r.recent_attempts.is_empty() {
         out.push_str(&wrap(
             "This request came over plain HTTP: it is not encrypted, so there is no TLS \

@@ -25,6 +25,9 @@ pub struct ProbeSection<'a> {
     pub clock_offset_ms: Option<f64>,
     pub down: &'a [StepView],
     pub up: &'a [StepView],
+    /// check.sh's ClientHello size ladder, as it reported it.
+    pub hello: &'a [crate::probe::ClientStep],
+    pub tls_check: Option<&'a crate::diagnose::TlsCheck>,
 }
 
 /// What is written when a harness run finishes.
@@ -39,7 +42,9 @@ pub struct SavedReport<'a> {
     pub label: Option<&'a str>,
     /// `browser` or `check.sh`.
     pub agent: &'a str,
-    /// The one-line conclusion of the probe run.
+    /// `problem`, `inconclusive` or `clear`.
+    pub status: crate::diagnose::Status,
+    /// The headline of the run's diagnosis.
     pub verdict: &'a str,
     /// The most severe finding anywhere in the report.
     pub worst: Option<Severity>,
@@ -48,7 +53,7 @@ pub struct SavedReport<'a> {
     /// and TCP facts, and the address's recent HTTPS attempts.
     pub connection: &'a ConnectionReport,
     pub probe: ProbeSection<'a>,
-    /// Findings of the probe run (the connection's own are inside `connection`).
+    /// The run's diagnosis: every finding, most important first.
     pub findings: &'a [Finding],
 }
 

@@ -58,7 +58,6 @@ impl Shared {
 pub struct Server {
     https: TcpListener,
     http: TcpListener,
-    probe: TcpListener,
     shared: Arc<Shared>,
     cert_path: PathBuf,
 }
@@ -75,16 +74,13 @@ impl Server {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| bind_hint("HTTP", config.http_addr))?;
-        let probe = TcpListener::bind(config.probe_addr)
-            .await
-            .with_context(|| bind_hint("probe", config.probe_addr))?;
         if let Some(mss) = config.report_mss {
             // Reports must reach clients whose path drops full-size packets.
             if let Err(err) = crate::sys::set_max_segment(http.as_fd(), mss) {
                 tracing::warn!(error = %err, mss, "cannot clamp the plain-HTTP listener's MSS");
             }
         }
-        for listener in [&https, &http, &probe] {
+        for listener in [&https, &http] {
             // Without it reports lack the SYN facts; everything else still works.
             if let Err(err) = crate::sys::enable_save_syn(listener.as_fd()) {
                 tracing::warn!(error = %err, "TCP_SAVE_SYN unavailable: reports will not show the client's SYN");
@@ -105,7 +101,8 @@ impl Server {
         let state = AppState::new(Arc::new(profile), config.attempts)
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
-            .with_probe_port(probe.local_addr().map(|a| a.port()).unwrap_or(0));
+            .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
+            .with_http_port(http.local_addr().map(|a| a.port()).unwrap_or(0));
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
@@ -116,7 +113,6 @@ impl Server {
         Ok(Self {
             https,
             http,
-            probe,
             shared,
             cert_path,
         })
@@ -130,12 +126,6 @@ impl Server {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    pub fn probe_addr(&self) -> SocketAddr {
-        self.probe
             .local_addr()
             .expect("a bound listener has an address")
     }
@@ -155,26 +145,29 @@ impl Server {
         }
         let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let https = accept_loop(self.https, limit.clone(), self.shared.clone(), tls::serve);
-        let http = accept_loop(self.http, limit.clone(), self.shared.clone(), plain::serve);
-        let probe = accept_loop(self.probe, limit, self.shared, plain::serve);
+        let http = accept_loop(self.http, limit, self.shared, plain::serve);
         tokio::select! {
             _ = shutdown => tracing::info!("shutting down"),
             _ = https => {},
             _ = http => {},
-            _ = probe => {},
         }
     }
 }
 
-/// The connection's SYN (read once, here) and a `TCP_INFO` handle.
-pub(crate) fn tcp_facts(stream: &TcpStream) -> TcpFacts {
+/// The connection's SYN (read once, here), a `TCP_INFO` handle, and the MSS
+/// clamp of the listener it came in on.
+pub(crate) fn tcp_facts(stream: &TcpStream, mss_clamp: Option<u32>) -> TcpFacts {
     let syn = crate::sys::saved_syn(stream.as_fd())
         .ok()
         .filter(|bytes| !bytes.is_empty())
         .and_then(|bytes| crate::tcp::syn::parse(&bytes).ok())
         .map(Arc::new);
     let handle = stream.as_fd().try_clone_to_owned().ok().map(TcpHandle::new);
-    TcpFacts { syn, handle }
+    TcpFacts {
+        syn,
+        handle,
+        mss_clamp,
+    }
 }
 
 /// Deletes expired reports now and every `purge_interval`.

@@ -1,20 +1,25 @@
 //! One connection to the HTTPS port: capture the ClientHello, hand the same bytes
 //! to rustls, record the attempt whatever happens, then serve HTTP on success.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::Shared;
-use crate::attempt::{self, Arrival, HandshakeError, Negotiated, Outcome, TlsAttempt};
+use crate::attempt::{
+    self, AfterHandshake, Arrival, HandshakeError, Negotiated, Outcome, SentData, TlsAttempt,
+};
 use crate::capture::{self, CaptureEnd, PrefixedIo};
 use crate::fingerprint::Fingerprints;
 use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
+use crate::inflight::Stage;
+use crate::tcp::TcpHandle;
 use crate::web::ConnectionContext;
 
 pub(super) async fn serve(
@@ -26,10 +31,21 @@ pub(super) async fn serve(
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.set_nodelay(true);
-    let tcp = super::tcp_facts(&stream);
+    let tcp = super::tcp_facts(&stream, None);
+    let id = shared.next_id();
+    // Visible to reports while it lasts; gone once the attempt is recorded.
+    let pending = shared
+        .state
+        .inflight
+        .register(id, peer, local, tcp.handle.clone());
     let mut stream = stream;
-    let capture =
-        capture::read_client_hello(&mut stream, accepted, shared.config.hello_timeout).await;
+    let capture = capture::read_client_hello(
+        &mut stream,
+        accepted,
+        shared.config.hello_timeout,
+        |received, read, expected| pending.pending().set_progress(received, read, expected),
+    )
+    .await;
     // The kernel's view at the moment capture ended: for a stalled hello, the
     // out-of-order and retransmission counters are the black-hole signature.
     let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
@@ -46,6 +62,7 @@ pub(super) async fn serve(
     };
 
     let (tls_stream, handshake_error) = if hello.is_some() {
+        pending.pending().set_stage(Stage::Handshaking);
         let io = PrefixedIo::new(capture.bytes.clone(), stream);
         match tokio::time::timeout(shared.config.handshake_timeout, shared.acceptor.accept(io))
             .await
@@ -67,6 +84,13 @@ pub(super) async fn serve(
         (None, None)
     };
     let handshake_ms = hello.as_ref().map(|_| capture::ms(accepted.elapsed()));
+    // Our flight as the handshake ended: for a client that went silent, how
+    // much of our ServerHello and certificate it ever acknowledged.
+    let handshake_flight = hello
+        .as_ref()
+        .and(tcp.handle.as_ref())
+        .and_then(|h| h.info())
+        .map(|info| SentData::from_tcp(&info));
     let outcome = attempt::classify(
         &capture.end,
         &capture.bytes,
@@ -84,7 +108,7 @@ pub(super) async fn serve(
         .map_or(attempt::KEPT_BYTES_OF_FAILED_ATTEMPT, |h| h.wire_length);
     raw.truncate(keep);
     let record = TlsAttempt {
-        id: shared.next_id(),
+        id,
         peer,
         local,
         started_at,
@@ -97,13 +121,55 @@ pub(super) async fn serve(
         outcome,
         syn: tcp.syn.as_deref().cloned(),
         tcp: tcp_at_capture,
+        handshake_flight,
+        after_handshake: AfterHandshake::default(),
     };
     log(&record);
     let record = Arc::new(record);
     shared.state.attempts.record(record.clone());
+    drop(pending);
 
     if let Some(tls) = tls_stream {
-        super::http::serve(tls, ConnectionContext::Tls(record), tcp, &shared).await;
+        let after = record.after_handshake.clone();
+        let handle = tcp.handle.clone();
+        let serve = super::http::serve(tls, ConnectionContext::Tls(record), tcp, &shared);
+        match handle {
+            Some(handle) => follow_responses(serve, &handle, &after).await,
+            None => serve.await,
+        }
+    }
+}
+
+/// How often, and for how long after the handshake, the connection's sending
+/// side is sampled. A stall shows within a second of becoming one; after the
+/// window only the final snapshot is taken, so a long-lived connection costs
+/// nothing more.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+const FOLLOW_FOR: Duration = Duration::from_secs(30);
+
+/// Serves the connection while keeping `after` up to date with the fate of
+/// what we send, so a response the client never receives is on record (and on
+/// the plain-HTTP report) while the connection still hangs.
+async fn follow_responses(
+    serve: impl Future<Output = ()>,
+    handle: &TcpHandle,
+    after: &AfterHandshake,
+) {
+    tokio::pin!(serve);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval_at(start + FOLLOW_EVERY, FOLLOW_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut serve => break,
+            _ = tick.tick(), if start.elapsed() < FOLLOW_FOR => {
+                if let Some(info) = handle.info() {
+                    after.update(SentData::from_tcp(&info));
+                }
+            }
+        }
+    }
+    if let Some(info) = handle.info() {
+        after.update(SentData::from_tcp(&info));
     }
 }
 

@@ -32,9 +32,30 @@ pub struct TcpInfo {
     pub bytes_retrans: u64,
     /// Bytes written by us that the kernel has not sent yet.
     pub notsent_bytes: u32,
+    /// The MSS we announced in our SYN-ACK: what the client may send us per
+    /// segment (a listener clamp shows here).
+    pub advmss: u32,
+    /// Bytes we put on the wire, retransmissions included.
+    pub bytes_sent: u64,
+    /// Milliseconds since we last sent data / last received an ACK / last
+    /// received data: a single snapshot tells a stall from a quiet connection.
+    pub last_data_sent_ms: u32,
+    pub last_ack_recv_ms: u32,
+    pub last_data_recv_ms: u32,
 }
 
 impl TcpInfo {
+    /// Bytes we wrote that left our buffer at least once (retransmissions not
+    /// counted twice), plus those still waiting to be sent.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_sent.saturating_sub(self.bytes_retrans) + u64::from(self.notsent_bytes)
+    }
+
+    /// Bytes written and not acknowledged yet.
+    pub fn bytes_outstanding(&self) -> u64 {
+        self.bytes_written().saturating_sub(self.bytes_acked)
+    }
+
     #[cfg(target_os = "linux")]
     fn from_raw(raw: &libc::tcp_info) -> Self {
         Self {
@@ -53,6 +74,11 @@ impl TcpInfo {
             rcv_ooopack: raw.tcpi_rcv_ooopack,
             bytes_retrans: raw.tcpi_bytes_retrans,
             notsent_bytes: raw.tcpi_notsent_bytes,
+            advmss: raw.tcpi_advmss,
+            bytes_sent: raw.tcpi_bytes_sent,
+            last_data_sent_ms: raw.tcpi_last_data_sent,
+            last_ack_recv_ms: raw.tcpi_last_ack_recv,
+            last_data_recv_ms: raw.tcpi_last_data_recv,
         }
     }
 }

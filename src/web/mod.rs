@@ -16,6 +16,7 @@
 mod assets;
 mod error;
 mod negotiate;
+mod observe;
 mod probe;
 mod report;
 mod saved;
@@ -30,9 +31,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::cors::AllowOrigin;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::attempt::TlsAttempt;
+use crate::inflight::InFlight;
 use crate::probe::{Payload, ProbeObservation};
 use crate::profile::ServerProfile;
 use crate::reports::ReportStore;
@@ -49,11 +52,15 @@ pub enum ConnectionContext {
 }
 
 /// What the kernel told us about the connection a request arrived on: its SYN,
-/// and a handle for `TCP_INFO` snapshots (probes watch transfers with it).
+/// a handle for `TCP_INFO` snapshots (probes watch transfers with it), and the
+/// MSS our listener clamped it to, if any.
 #[derive(Debug, Clone, Default)]
 pub struct TcpFacts {
     pub syn: Option<Arc<SynInfo>>,
     pub handle: Option<TcpHandle>,
+    /// A clamped connection carries only small packets: nothing measured on it
+    /// can vouch for full-size ones.
+    pub mss_clamp: Option<u32>,
 }
 
 impl ConnectionContext {
@@ -70,6 +77,8 @@ impl ConnectionContext {
 pub struct AppState {
     pub profile: Arc<ServerProfile>,
     pub attempts: Arc<RecentStore<TlsAttempt>>,
+    /// HTTPS connections whose attempt has not ended yet.
+    pub inflight: Arc<InFlight>,
     /// The server's side of recent probe transfers.
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
@@ -79,8 +88,12 @@ pub struct AppState {
     /// SHA-256 of the admin token: compared in constant time, and equal length
     /// whatever the guess.
     pub admin_token: Option<[u8; 32]>,
-    /// Port of the probe listener (plain HTTP, full-size packets).
-    pub probe_port: u16,
+    /// Port of the HTTPS listener: where the path test runs (full-size
+    /// packets), also for pages and scripts served over plain HTTP.
+    pub https_port: u16,
+    /// Port of the plain-HTTP listener: where check.sh and the entry page are
+    /// fetched (it gets through when HTTPS does not).
+    pub http_port: u16,
 }
 
 impl AppState {
@@ -88,6 +101,7 @@ impl AppState {
         Self {
             profile,
             attempts: Arc::new(RecentStore::new(limits)),
+            inflight: Arc::new(InFlight::default()),
             probes: Arc::new(RecentStore::new(StoreLimits {
                 per_address: 200,
                 ..limits
@@ -95,12 +109,23 @@ impl AppState {
             payload: Payload::generate(),
             reports: Err("report storage is not configured"),
             admin_token: None,
-            probe_port: 0,
+            https_port: 0,
+            http_port: 0,
         }
     }
 
-    pub fn with_probe_port(mut self, port: u16) -> Self {
-        self.probe_port = port;
+    /// How long attempts are kept: the window of "recent" lists.
+    pub fn attempts_ttl(&self) -> std::time::Duration {
+        self.attempts.limits().ttl
+    }
+
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
+    }
+
+    pub fn with_http_port(mut self, port: u16) -> Self {
+        self.http_port = port;
         self
     }
 
@@ -146,54 +171,107 @@ pub(crate) fn safe_host(host: &str) -> bool {
 }
 
 /// Content-Security-Policy for every response: our own assets only, no inline
-/// script or style, never framed. The page may also talk to the probe port.
-fn csp(probe_port: u16) -> HeaderValue {
+/// script or style, never framed. A page served over plain HTTP may also talk
+/// to the HTTPS port of the same host: that is where its tests run.
+fn csp(https_port: u16) -> HeaderValue {
     let policy = format!(
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-         connect-src 'self' http://*:{probe_port}; base-uri 'none'; form-action 'self'; \
+         connect-src 'self' https://*:{https_port}; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     );
     HeaderValue::from_str(&policy)
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
 }
 
-/// Where the ladder should run for a page served over `context`: the same
-/// origin over HTTPS (an HTTPS page may not fetch http://), else the probe
-/// port, whose packets are full size (the plain-HTTP port's are clamped).
-pub(crate) fn probe_base(
+/// The HTTPS origin of this server as the client that sent `request` knows
+/// it: the path test runs there (full-size packets, the real TLS path), also
+/// for pages and scripts that came over plain HTTP, whose packets are clamped.
+pub(crate) fn https_base(
     request: &axum::extract::Request,
     context: &ConnectionContext,
-    probe_port: u16,
+    https_port: u16,
 ) -> String {
     match context {
         ConnectionContext::Tls(_) => base_url(request, context),
-        ConnectionContext::Plain { .. } => {
-            let base = base_url(request, context);
-            let host = base.trim_start_matches("http://");
-            // Strip a port: "[v6]:p" -> "[v6]", "name:p" -> "name".
-            let name = match host.rfind(':') {
-                Some(i) if !host[i..].contains(']') => &host[..i],
-                _ => host,
-            };
-            format!("http://{name}:{probe_port}")
-        }
+        ConnectionContext::Plain { .. } => other_base(request, context, "https", https_port),
+    }
+}
+
+/// The plain-HTTP origin of this server as the client knows it: where
+/// check.sh and the entry page live.
+pub(crate) fn plain_base(
+    request: &axum::extract::Request,
+    context: &ConnectionContext,
+    http_port: u16,
+) -> String {
+    match context {
+        ConnectionContext::Plain { .. } => base_url(request, context),
+        ConnectionContext::Tls(_) => other_base(request, context, "http", http_port),
+    }
+}
+
+/// This server's host as the client named it, with another scheme and port.
+fn other_base(
+    request: &axum::extract::Request,
+    context: &ConnectionContext,
+    scheme: &str,
+    port: u16,
+) -> String {
+    let base = base_url(request, context);
+    let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h);
+    // Strip a port: "[v6]:p" -> "[v6]", "name:p" -> "name".
+    let name = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    match (scheme, port) {
+        ("https", 443) | ("http", 80) => format!("{scheme}://{name}"),
+        _ => format!("{scheme}://{name}:{port}"),
+    }
+}
+
+/// Whether a CORS `Origin` names the host this request was sent to.
+fn same_host(origin: &HeaderValue, request: &axum::http::request::Parts) -> bool {
+    let host_of = |authority: &str| -> Option<String> {
+        let authority = authority.rsplit_once("://").map_or(authority, |(_, a)| a);
+        let host = match authority.rfind(':') {
+            Some(i) if !authority[i..].contains(']') => &authority[..i],
+            _ => authority,
+        };
+        (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    };
+    let target = request
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri.authority().map(|a| a.to_string()));
+    match (
+        origin.to_str().ok().and_then(host_of),
+        target.as_deref().and_then(host_of),
+    ) {
+        (Some(origin), Some(target)) => origin == target,
+        _ => false,
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    // Probe transfers may come from the plain-HTTP page on another port.
+    // The plain-HTTP page tries HTTPS and runs its transfers on the HTTPS
+    // port: another origin, but the same host. Only pages of this host (any
+    // port or scheme) may read the answers, so no other site can read a
+    // visitor's report.
     let cors = tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
+        .allow_origin(AllowOrigin::predicate(same_host))
         .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
         .allow_headers([header::CONTENT_TYPE]);
-    let probes = Router::new()
+    let cross_origin = Router::new()
         .route("/probe/down/{bytes}", get(probe::down))
         .route("/probe/up", post(probe::up))
+        .route("/api/v1/connection", get(report::connection_json))
         .layer(cors);
-    let csp = csp(state.probe_port);
+    let csp = csp(state.https_port);
     Router::new()
         .route("/", get(report::connection))
-        .route("/api/v1/connection", get(report::connection_json))
         .route("/api/v1/attempts", get(report::attempts_json))
         .route("/api/v1/probe/config", get(probe::config))
         .route("/api/v1/probe/results", post(probe::results))
@@ -203,7 +281,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(saved::admin))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))
-        .merge(probes)
+        .merge(cross_origin)
         .fallback(|| async { AppError::NotFound })
         // Probe uploads enforce their own (larger) limit while streaming.
         .layer(DefaultBodyLimit::disable())

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
-use crate::diagnose::{self, Finding};
+use crate::diagnose::{self, Diagnosis, Finding, IpVersion, Observations, Status};
 use crate::probe::{
-    watch, ClientResults, Direction, ProbeObservation, ProbeRun, Progress, StepView, LADDER,
-    MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
+    watch, ClientResults, Direction, PacketLimits, ProbeObservation, ProbeRun, Progress, StepView,
+    LADDER, MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
 };
 use crate::reports::model::ProbeSection;
 use crate::reports::store::NewReport;
@@ -47,7 +47,7 @@ pub(super) async fn config(
     let (context, _) = context(&request)?;
     let probe_base = match context {
         ConnectionContext::Tls(_) => String::new(),
-        ConnectionContext::Plain { .. } => super::probe_base(&request, &context, state.probe_port),
+        ConnectionContext::Plain { .. } => super::https_base(&request, &context, state.https_port),
     };
     let config = ProbeConfig {
         probe_base,
@@ -72,6 +72,14 @@ fn run_id(query: &RunQuery) -> Result<Option<String>, AppError> {
             "run must be 8 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
         )),
         other => Ok(other.clone()),
+    }
+}
+
+fn packet_limits(context: &ConnectionContext, tcp: &TcpFacts) -> PacketLimits {
+    PacketLimits {
+        over_tls: matches!(context, ConnectionContext::Tls(_)),
+        mss_clamp: tcp.mss_clamp,
+        client_mss: tcp.syn.as_ref().and_then(|s| s.mss).map(u32::from),
     }
 }
 
@@ -106,6 +114,7 @@ pub(super) async fn down(
     }
     let run = run_id(&query)?;
     let (context, tcp) = context(&request)?;
+    let packets = packet_limits(&context, &tcp);
     let progress = Arc::new(Progress::default());
     let body = state.payload.body(bytes, Some(progress.clone()));
     if let Some(handle) = tcp.handle {
@@ -136,6 +145,7 @@ pub(super) async fn down(
                 before: result.before,
                 after: result.after,
                 samples: result.samples,
+                packets,
             };
             log(&observation);
             probes.record(Arc::new(observation));
@@ -169,6 +179,7 @@ pub(super) async fn up(
 ) -> Result<Response, AppError> {
     let run = run_id(&query)?;
     let (context, tcp) = context(&request)?;
+    let packets = packet_limits(&context, &tcp);
     if query.size.is_some_and(|s| s > MAX_PROBE_BYTES) {
         return Err(AppError::TooLarge(MAX_PROBE_BYTES));
     }
@@ -219,6 +230,7 @@ pub(super) async fn up(
         before,
         after,
         samples: Vec::new(),
+        packets,
     };
     log(&observation);
     state.probes.record(Arc::new(observation));
@@ -249,6 +261,10 @@ pub(super) async fn up(
 #[derive(Debug, Serialize)]
 pub struct RunAnswer {
     pub run: String,
+    /// `problem`, `inconclusive` or `clear`.
+    pub status: Status,
+    /// The headline: the same words on the page, in check.sh and in the
+    /// saved report.
     pub verdict: String,
     pub findings: Vec<Finding>,
     pub down: Vec<StepView>,
@@ -265,20 +281,16 @@ async fn save(
     state: &AppState,
     results: &ClientResults,
     run: &ProbeRun,
-    verdict: &str,
-    findings: &[Finding],
+    diagnosis: &Diagnosis,
     connection: &crate::report::ConnectionReport,
 ) -> Result<String, &'static str> {
+    let (verdict, findings) = (diagnosis.headline.as_str(), diagnosis.findings.as_slice());
     let store = state.reports.clone()?;
     let id = crate::reports::new_id().map_err(|err| {
         tracing::error!(error = %err, "no randomness for a report id");
         "the server could not create a report id"
     })?;
-    let worst = findings
-        .iter()
-        .chain(&connection.findings)
-        .map(|f| f.severity)
-        .max();
+    let worst = findings.iter().map(|f| f.severity).max();
     let document = SavedReport {
         schema_version: REPORT_SCHEMA_VERSION,
         id: &id,
@@ -286,6 +298,7 @@ async fn save(
         server_version: env!("CARGO_PKG_VERSION"),
         label: results.label.as_deref(),
         agent: &results.agent,
+        status: diagnosis.status,
         verdict,
         worst,
         client: &connection.client,
@@ -295,6 +308,8 @@ async fn save(
             clock_offset_ms: run.clock_offset_ms,
             down: &run.down,
             up: &run.up,
+            hello: &results.hello,
+            tls_check: results.tls_check.as_ref(),
         },
         findings,
     };
@@ -338,6 +353,8 @@ pub(super) async fn results(
     // attempts) goes into the saved report; take it before the body is read.
     let connection = super::report::build(&state, &request)?;
     let base = super::base_url(&request, &context);
+    let how_to_test =
+        super::observe::how_to_test(&super::plain_base(&request, &context, state.http_port));
     let bytes = axum::body::to_bytes(request.into_body(), RESULTS_LIMIT)
         .await
         .map_err(|_| AppError::TooLarge(RESULTS_LIMIT as u64))?;
@@ -345,19 +362,43 @@ pub(super) async fn results(
         AppError::BadRequest(format!("results are not valid JSON for this API: {e}"))
     })?;
     results.validate().map_err(AppError::BadRequest)?;
-    let observations = state.probes.recent(context.peer().ip());
+    let peer = context.peer();
+    let observations = state.probes.recent(peer.ip());
     let run = ProbeRun::merge(&results, &observations, now_ms());
-    let findings = diagnose::probe_run(&run, tcp.syn.as_deref());
-    let verdict = diagnose::probe_verdict(&findings);
+    // The run's window: from shortly before its first transfer (check.sh's
+    // ClientHello ladder and the page's own HTTPS attempt come first), or the
+    // last few minutes when no transfer reached us at all.
+    let since = observations
+        .iter()
+        .filter(|o| o.run.as_deref() == Some(&results.run))
+        .map(|o| o.started_at)
+        .min()
+        .map_or(RUN_WINDOW, |first| {
+            SystemTime::now().duration_since(first).unwrap_or_default() + RUN_LEAD
+        });
+    let attempts = super::observe::attempts(&state, peer.ip(), since);
+    let diagnosis = diagnose::diagnose(
+        &Observations {
+            ip: IpVersion::of(peer.ip()),
+            attempts: &attempts,
+            run: Some(&run),
+            hello_ladder: &results.hello,
+            tls_check: results.tls_check.as_ref(),
+            syn: tcp.syn.as_deref(),
+            how_to_test: &how_to_test,
+        },
+        &state.profile,
+    );
     let (report_url, report_error) =
-        match save(&state, &results, &run, &verdict, &findings, &connection).await {
+        match save(&state, &results, &run, &diagnosis, &connection).await {
             Ok(id) => (Some(format!("{base}/r/{id}")), None),
             Err(message) => (None, Some(message)),
         };
     let answer = RunAnswer {
-        verdict,
+        status: diagnosis.status,
+        verdict: diagnosis.headline,
         run: run.run,
-        findings,
+        findings: diagnosis.findings,
         down: run.down,
         up: run.up,
         clock_offset_ms: run.clock_offset_ms,
@@ -384,6 +425,11 @@ pub(super) async fn results(
 /// A results body is a few KiB; this bounds what a client can make us parse.
 const RESULTS_LIMIT: usize = 64 * 1024;
 
+/// Attempts this long before a run's first transfer belong to the run.
+const RUN_LEAD: std::time::Duration = std::time::Duration::from_secs(60);
+/// The window when no transfer of the run reached us.
+const RUN_WINDOW: std::time::Duration = std::time::Duration::from_secs(180);
+
 #[derive(Debug, Deserialize)]
 pub(super) struct CheckQuery {
     case: Option<String>,
@@ -407,8 +453,8 @@ pub(super) async fn check_sh(
     };
     let script = CHECK_SH
         .replace(
-            "__TLSDIAG_PROBE_BASE__",
-            &super::probe_base(&request, &context, state.probe_port),
+            "__TLSDIAG_HTTPS_BASE__",
+            &super::https_base(&request, &context, state.https_port),
         )
         .replace("__TLSDIAG_BASE__", &super::base_url(&request, &context))
         .replace("__TLSDIAG_LABEL__", &label);

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
-use crate::diagnose;
+use std::time::Duration;
+
+use crate::diagnose::{self, IpVersion, Observations};
 use crate::report::html::ReportPage;
 use crate::report::{text, AttemptView, AttemptsReport, ConnectionReport, HttpFacts};
 
@@ -56,10 +58,12 @@ pub(super) async fn attempts_json(
         .into_response())
 }
 
+/// How far back a report looks for attempts that shape its headline: the
+/// customer's tries of the last minutes, not last hour's.
+const HEADLINE_WINDOW: Duration = Duration::from_secs(600);
+
 fn recent_attempts(state: &AppState, peer: std::net::SocketAddr) -> Vec<AttemptView> {
-    state
-        .attempts
-        .recent(peer.ip())
+    super::observe::attempts(state, peer.ip(), state.attempts_ttl())
         .iter()
         .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile)))
         .collect()
@@ -71,18 +75,47 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
     let http = http_facts(request);
-    let recent = recent_attempts(state, context.peer());
+    let peer = context.peer();
+    let recent = recent_attempts(state, peer);
+    let syn = request
+        .extensions()
+        .get::<TcpFacts>()
+        .and_then(|t| t.syn.as_deref().cloned());
+    let mut attempts = super::observe::attempts(state, peer.ip(), HEADLINE_WINDOW);
+    if let ConnectionContext::Tls(own) = context {
+        // This very connection always counts, recorded yet or not.
+        if !attempts.iter().any(|a| a.id == own.id) {
+            attempts.insert(0, own.clone());
+        }
+    }
+    let how_to_test =
+        super::observe::how_to_test(&super::plain_base(request, context, state.http_port));
+    let diagnosis = diagnose::diagnose(
+        &Observations {
+            ip: IpVersion::of(peer.ip()),
+            attempts: &attempts,
+            run: None,
+            hello_ladder: &[],
+            tls_check: None,
+            syn: syn.as_ref(),
+            how_to_test: &how_to_test,
+        },
+        &state.profile,
+    );
     Ok(match context {
         ConnectionContext::Tls(attempt) => {
-            let findings = diagnose::attempt(attempt, &state.profile);
-            ConnectionReport::for_tls(attempt, http, findings, recent)
+            let mut diagnosis = diagnosis;
+            // This connection's own notes (SNI, hello size) complete its report;
+            // they do not change the headline.
+            for f in diagnose::attempt(attempt, &state.profile) {
+                if !diagnosis.findings.iter().any(|seen| seen.id == f.id) {
+                    diagnosis.findings.push(f);
+                }
+            }
+            ConnectionReport::for_tls(attempt, http, diagnosis, recent)
         }
         ConnectionContext::Plain { peer, .. } => {
-            let syn = request
-                .extensions()
-                .get::<TcpFacts>()
-                .and_then(|t| t.syn.as_deref().cloned());
-            ConnectionReport::for_plain(*peer, http, syn, recent)
+            ConnectionReport::for_plain(*peer, http, syn, diagnosis, recent)
         }
     })
 }
