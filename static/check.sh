@@ -26,13 +26,11 @@ main() {
     BASE=${BASE%/}
     TLS="${TLSDIAG_HTTPS_BASE:-__TLSDIAG_HTTPS_BASE__}"
     TLS=${TLS%/}
-    # After two failures in a row in one direction, larger sizes are skipped:
-    # past a size limit they would only time out too.
-    FAILS_BEFORE_SKIP=2
     # A stalled step is obvious within seconds (the server calls it after 3 s
     # without progress); large steps get time for slow links on top.
     STEP_BASE_TIMEOUT=5
     HELLO_TIMEOUT=6
+    HOLD_MS=2500
     SIZES="512 1200 1300 1400 1460 1500 2000 4000 9000 16384 65536 1048576"
     HELLO_SIZES="512 1200 1400 1500 2000 4000"
 
@@ -75,36 +73,40 @@ main() {
     echo "  run     $RUN"
     echo
 
-    # 1. Our certificate, and ClientHellos of stepped sizes: both at once.
-    tls_check "$TMP/tls" &
-    TLS_PID=$!
-    if command -v openssl >/dev/null 2>&1; then
-        hello_ladder &
-        HELLO_PID=$!
-    else
-        HELLO_PID=""
-        echo "  hello  openssl not found: the ClientHello size ladder is skipped"
-        : >"$TMP/hello.json"
-    fi
-    wait "$TLS_PID"
+    # 1. Our certificate (and whether HTTPS works at all from here).
+    tls_check "$TMP/tls"
     # shellcheck disable=SC1090,SC1091
     . "$TMP/tls"
-    [ -n "$HELLO_PID" ] && wait "$HELLO_PID"
     echo
 
-    # 2. Transfers of stepped sizes, both directions at once, over HTTPS.
+    # 2. Transfers of stepped sizes over HTTPS, both directions at once, each
+    #    on a connection of its own opened now, while nothing has taught either
+    #    end a smaller packet size yet. Then, once those connections stand,
+    #    ClientHellos of stepped sizes (new connections, all at once): their
+    #    large packets may teach this computer a smaller path MTU, which would
+    #    shrink the packets of connections opened after them.
     : >"$TMP/down.json"
     : >"$TMP/up.json"
+    : >"$TMP/hello.json"
     if [ -z "$HTTPS_ERROR" ]; then
         ladder down &
         DOWN_PID=$!
         ladder up &
         UP_PID=$!
-        wait "$DOWN_PID"
-        wait "$UP_PID"
+        sleep 1
     else
+        DOWN_PID=""
         echo "  HTTPS to $TLS failed ($HTTPS_ERROR): the transfer ladders cannot run."
         echo "  The server's own view of your HTTPS attempts decides the verdict."
+    fi
+    if command -v openssl >/dev/null 2>&1; then
+        hello_ladder
+    else
+        echo "  hello  openssl not found: the ClientHello size ladder is skipped"
+    fi
+    if [ -n "$DOWN_PID" ]; then
+        wait "$DOWN_PID"
+        wait "$UP_PID"
     fi
     echo
 
@@ -263,7 +265,10 @@ hello_ladder() {
             OK=false; ERRJ='"reset"'; SAY="FAILED (reset)"
         elif ! grep -q 'CONNECTED' "$F"; then
             OK=false; ERRJ='"connect"'; SAY="FAILED (cannot connect)"
-        elif ! grep -qE 'SSL handshake has read|Cipher is' "$F"; then
+        elif ! grep -qE 'SSL handshake has read|Cipher is' "$F" ||
+            grep -q 'SSL handshake has read 0 bytes' "$F"; then
+            # Killed by the timeout, or the server gave up waiting for the
+            # rest of the ClientHello: either way nothing came back.
             OK=false; ERRJ='"timeout"'; SAY="FAILED (no answer)"
         else
             OK=false; ERRJ='"failed"'; SAY="FAILED"
@@ -273,65 +278,68 @@ hello_ladder() {
     done
 }
 
-# One direction of the transfer ladder, over HTTPS. Prints a line per step
-# and appends each step's JSON to $TMP/DIR.json.
+# One direction of the transfer ladder, over HTTPS: every size in one curl
+# run, so all of them share one connection (reused while steps pass). Its MSS
+# is fixed when it opens, before anything on this path could have taught
+# either end a smaller packet size; a later connection might be clamped by
+# what the other direction's test taught, and test nothing. The ladder stops
+# at the first failure. Prints a line per step and writes each step's JSON
+# to $TMP/DIR.json.
 ladder() {
     DIR=$1
-    IN_A_ROW=0
+    # The first step is held by the server, so that both directions'
+    # connections stand before either sends a large packet.
+    HOLD="&hold_ms=$HOLD_MS"
+    set --
     for N in $SIZES; do
-        if [ "$IN_A_ROW" -ge "$FAILS_BEFORE_SKIP" ]; then
-            printf '  %-4s %8s B       -    skipped (larger than sizes that failed)\n' "$DIR" "$N"
-            continue
-        fi
         T=$((STEP_BASE_TIMEOUT + N / 131072))
+        [ -n "$HOLD" ] && T=$((T + HOLD_MS / 1000 + 1))
+        [ $# -gt 0 ] && set -- "$@" --next
         # shellcheck disable=SC2086
+        set -- "$@" -s $K --max-time "$T" -o /dev/null \
+            -w '%{http_code} %{size_download} %{size_upload} %{time_total} %{exitcode}\n'
         if [ "$DIR" = down ]; then
-            OUT=$(curl -s $K -o /dev/null --max-time "$T" \
-                -w '%{http_code} %{size_download} %{time_total}' \
-                "$TLS/probe/down/$N?run=$RUN")
-            RC=$?
-            set -- $OUT
-            CODE=${1:-000}
-            GOT=${2:-0}
-            SECS=${3:-0}
-            BODY=""
+            set -- "$@" "$TLS/probe/down/$N?run=$RUN$HOLD"
         else
+            head -c "$N" /dev/urandom >"$TMP/up.$N"
             # 'Expect:' stops curl from waiting for "100 Continue" before
             # larger bodies, which would add a second to the timing.
-            OUT=$(head -c "$N" /dev/urandom | curl -s $K --max-time "$T" \
-                -H 'Content-Type: application/octet-stream' -H 'Expect:' \
-                --data-binary @- -w '\n%{http_code} %{time_total}' \
-                "$TLS/probe/up?run=$RUN&size=$N")
-            RC=$?
-            BODY=$(printf '%s\n' "$OUT" | sed '$d')
-            set -- $(printf '%s\n' "$OUT" | tail -n 1)
-            CODE=${1:-000}
-            SECS=${2:-0}
-            GOT=""
+            set -- "$@" -H 'Content-Type: application/octet-stream' -H 'Expect:' \
+                --data-binary "@$TMP/up.$N" "$TLS/probe/up?run=$RUN&size=$N$HOLD"
         fi
+        HOLD=""
+    done
+    curl --fail-early "$@" >"$TMP/$DIR.out" 2>/dev/null
+    : >"$TMP/$DIR.json"
+    FAILED=""
+    I=0
+    for N in $SIZES; do
+        I=$((I + 1))
+        if [ -n "$FAILED" ]; then
+            printf '  %-4s %8s B       -    skipped (larger than a size that failed)\n' "$DIR" "$N"
+            continue
+        fi
+        # shellcheck disable=SC2046
+        set -- $(sed -n "${I}p" "$TMP/$DIR.out")
+        CODE=${1:-000}
+        if [ "$DIR" = down ]; then GOT=${2:-0}; else GOT=${3:-0}; fi
+        SECS=${4:-0}
+        RC=${5:-28}
         MS=$(awk -v s="$SECS" 'BEGIN { printf "%.1f", s * 1000 }')
-
         ERR=""
-        if [ "$RC" -eq 28 ]; then
+        if [ "$RC" = 28 ]; then
             ERR="timeout"
         elif [ "$CODE" != 000 ] && [ "$CODE" != 200 ]; then
             ERR="status $CODE"
-        elif [ "$RC" -ne 0 ] && [ "$RC" -ne 18 ]; then
+        elif [ "$RC" != 0 ]; then
             ERR="network"
-        elif [ "$DIR" = down ]; then
-            [ "$GOT" = "$N" ] || ERR="short"
-        else
-            case $BODY in
-                *'"received":'"$N"[,}]*) ;;
-                *) ERR="short" ;;
-            esac
+        elif [ "$GOT" != "$N" ]; then
+            ERR="short"
         fi
-
         if [ -z "$ERR" ]; then
-            OK=true; ERRJ=null; RESULT="ok"; IN_A_ROW=0
+            OK=true; ERRJ=null; RESULT="ok"
         else
-            OK=false; ERRJ="\"$ERR\""; RESULT="FAILED ($ERR)"
-            IN_A_ROW=$((IN_A_ROW + 1))
+            OK=false; ERRJ="\"$ERR\""; RESULT="FAILED ($ERR)"; FAILED=1
         fi
         printf '  %-4s %8s B  %6s ms  %s\n' "$DIR" "$N" \
             "$(awk -v m="$MS" 'BEGIN { printf "%.0f", m }')" "$RESULT"

@@ -17,9 +17,12 @@
   var RUN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
   var MAX_STEPS = 64;             // per direction (contract)
   var RUN_BUDGET_MS = 120000;     // no new step starts after this much time
-  // After this many failures in a row in one direction, larger steps in that
-  // direction are skipped: past a size limit they would only time out too.
-  var FAILS_BEFORE_SKIP = 2;
+  // After a failure, larger steps are skipped: past a size limit they would
+  // only time out too. And the other direction is not run after a failure:
+  // the browser keeps one connection to us, and a stalled transfer in one
+  // direction holds up everything behind it, so its results would say
+  // nothing about the other direction.
+  var FAILS_BEFORE_SKIP = 1;
   var probeBase = '';             // where transfers go; '' = this origin
   // How long the page's first HTTPS request may take before HTTPS counts as
   // failing from here (a stalled ClientHello or handshake never answers).
@@ -424,21 +427,18 @@
     ui.link.hidden = false;
   }
 
+  // The run's diagnosis replaces what the page showed before the run: one
+  // headline (showHeadline) and one list of findings, at the top.
   function renderAnswer(ans) {
     var verdict = (ans && typeof ans.verdict === 'string' && ans.verdict) ? ans.verdict : 'No verdict.';
-    if (ui.verdict) {
-      ui.verdict.textContent = verdict;
-      var sevs = Array.isArray(ans.findings) ? ans.findings.map(function (f) { return f && f.severity; }) : [];
-      ui.verdict.className = 'probe-verdict ' +
-        (sevs.indexOf('error') >= 0 ? 'bad' : sevs.indexOf('warning') >= 0 ? 'warn' : 'good');
-      ui.verdict.hidden = false;
-    }
-    if (ui.findings) {
-      clear(ui.findings);
+    var section = document.getElementById('findings');
+    var list = section ? section.querySelector('.findings-list') : ui.findings;
+    if (list) {
+      clear(list);
       (Array.isArray(ans.findings) ? ans.findings : []).forEach(function (f) {
-        if (f && typeof f === 'object') ui.findings.appendChild(renderFinding(f));
+        if (f && typeof f === 'object') list.appendChild(renderFinding(f));
       });
-      ui.findings.hidden = !ui.findings.firstChild;
+      if (section) section.hidden = !list.firstChild; else list.hidden = !list.firstChild;
     }
     renderLink(ans.report_url);
     return verdict;
@@ -589,8 +589,15 @@
         setStatus('Run ' + state.run + ': HTTPS works' + (https.summary ? ' (' + https.summary + ')' : '') +
                   '; transferring stepped sizes both ways over HTTPS…');
         var started = now();
-        // Both directions at once: a black hole costs each its own timeouts.
-        return Promise.all(DIRS.map(function (dir) { return runDirection(state, cfg, dir, started); }));
+        return runDirection(state, cfg, 'down', started).then(function () {
+          var downFailed = state.results.down.some(function (r) { return !r.ok && r.error !== 'skipped'; });
+          if (!downFailed) return runDirection(state, cfg, 'up', started);
+          cfg.steps.up.forEach(function (n) {
+            var skipped = { bytes: n, ok: false, ms: 0, error: 'skipped' };
+            state.results.up.push(skipped);
+            updateRow(state, 'up', skipped);
+          });
+        });
       });
     }).then(function () {
       setStatus('Run ' + state.run + ': sending results…');

@@ -217,7 +217,9 @@ pub(super) fn certificate_not_verified(
     check: &super::TlsCheck,
     server: &ServerProfile,
 ) -> Option<Finding> {
-    if check.verified {
+    // Only a certificate curl saw and refused: a browser that could not
+    // complete HTTPS at all says nothing about our certificate.
+    if check.verified || check.error.is_some() {
         return None;
     }
     let shown = check.issuer.as_deref().map(crate::util::printable);

@@ -30,6 +30,7 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
         Some(stall) => out.push(stall),
         None => out.extend(outcome_rules::outcome(attempt, server)),
     }
+    out.extend(outcome_rules::hello_fragments_dropped(attempt));
     out.extend(delivery_rules::response_stalled(attempt));
     if let Some(hello) = &attempt.client_hello {
         out.extend(hello_rules::hello_size(

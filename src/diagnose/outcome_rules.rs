@@ -235,6 +235,45 @@ fn hello_incomplete(
     fixes::for_black_hole_toward_server(finding, ip)
 }
 
+/// An incomplete ClientHello from a client that sends without "don't
+/// fragment" (IPv4): its large packet was cut into fragments on the way, and
+/// they were dropped — the seed incident's firewall rule.
+pub(super) fn hello_fragments_dropped(attempt: &TlsAttempt) -> Option<Finding> {
+    let Outcome::HelloIncomplete {
+        received, expected, ..
+    } = &attempt.outcome
+    else {
+        return None;
+    };
+    let syn = attempt.syn.as_ref()?;
+    if IpVersion::of(attempt.peer.ip()) != IpVersion::V4 || syn.dont_fragment != Some(false) {
+        return None;
+    }
+    let of = expected.map_or_else(String::new, |m| format!(" of {}", thousands(m)));
+    Some(
+        Finding::new(
+            "path.fragments-dropped",
+            Severity::Error,
+            format!(
+                "IP fragments from your network are dropped: your ClientHello stopped after {}{of} bytes",
+                thousands(*received)
+            ),
+        )
+        .explain(
+            "Your computer sends without the \"don't fragment\" flag, so a router with a smaller \
+             MTU splits its large packets into fragments instead of asking for smaller ones. The \
+             part of your ClientHello that needed a full-size packet never arrived, so something on \
+             the path drops the fragments: a firewall rule that discards all IP fragments as a \
+             \"hardening\" measure is the usual cause.",
+        )
+        .evidence("don't-fragment flag in your SYN", "not set")
+        .evidence("bytes received in order", thousands(*received))
+        .fix("Let IP fragments through the firewall (or at least fragments of established TCP connections).")
+        .fix(fixes::CLAMP_MSS)
+        .fix(fixes::FIX_TUNNEL_MTU),
+    )
+}
+
 fn not_tls(what: NotTlsKind, preview: &str) -> Finding {
     let (title, explanation, fix) = match what {
         NotTlsKind::PlainHttp | NotTlsKind::PlainHttp2 => (

@@ -280,7 +280,9 @@ pub(super) fn untested(run: &ProbeRun, direction: Direction, how_to_test: &str) 
         Direction::Down => (&run.down, "path.untested-down", "toward you"),
         Direction::Up => (&run.up, "path.untested-up", "from you to us"),
     };
-    if steps.iter().any(StepView::failed) || steps.iter().any(proves_full_size) {
+    let largest_mss = largest_client_mss(run);
+    if steps.iter().any(StepView::failed) || steps.iter().any(|s| proves_full_size(s, largest_mss))
+    {
         return None;
     }
     let ran: Vec<&StepView> = steps.iter().filter(|s| s.passed()).collect();
@@ -302,6 +304,25 @@ pub(super) fn untested(run: &ProbeRun, direction: Direction, how_to_test: &str) 
              a black hole too, so these transfers cannot tell whether full-size packets do.",
             thousands(clamp as usize)
         )
+    } else if let Some(smaller) = ran.iter().filter_map(|s| s.server.as_ref()).find(|o| {
+        !o.packets.clamped() && o.bytes >= 2 * u64::from(o.packets.client_mss.unwrap_or(1460))
+    }) {
+        match direction {
+            Direction::Down => {
+                format!(
+                "The transfers toward you ran on connections for which your computer asked for \
+                 segments of at most {} bytes, less than it asked for earlier in this run: it had \
+                 learned a smaller path MTU in between, so our packets stayed small and could not \
+                 show whether full-size packets reach you.",
+                smaller.packets.client_mss.map_or_else(|| "?".into(), |m| thousands(m as usize))
+            )
+            }
+            Direction::Up => "The transfers from you ran on connections for which we had asked \
+                 for segments smaller than your computer's own (we had learned a smaller path MTU \
+                 toward you), so your packets stayed small and could not show whether full-size \
+                 packets from you reach us."
+                .to_owned(),
+        }
     } else if ran.iter().all(|s| s.server.is_none()) {
         format!(
             "The transfers {toward} were reported as passed, but the server saw none of them, so \
@@ -331,14 +352,23 @@ pub(super) fn untested(run: &ProbeRun, direction: Direction, how_to_test: &str) 
     )
 }
 
-/// A passed step that could have failed: the server watched it on an
-/// unclamped connection and it was large enough to need full-size segments.
-pub(super) fn proves_full_size(step: &StepView) -> bool {
+/// A passed step that could have failed: the server watched it on a
+/// connection whose packets were full size and it needed full segments.
+pub(super) fn proves_full_size(step: &StepView, largest_client_mss: Option<u32>) -> bool {
     step.passed()
         && step
             .server
             .as_ref()
-            .is_some_and(|o| o.exercised_full_size())
+            .is_some_and(|o| o.exercised_full_size(largest_client_mss))
+}
+
+/// The largest MSS the client announced on any connection of the run.
+fn largest_client_mss(run: &ProbeRun) -> Option<u32> {
+    run.down
+        .iter()
+        .chain(&run.up)
+        .filter_map(|s| s.server.as_ref()?.packets.client_mss)
+        .max()
 }
 
 pub(super) fn clock_skew(run: &ProbeRun) -> Option<Finding> {

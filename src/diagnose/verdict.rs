@@ -160,7 +160,14 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
     }
     super::sort(&mut findings);
 
-    let top = |ids: &[&str]| findings.iter().find(|f| ids.contains(&f.id));
+    // The first finding of a kind, in rank order; dropped fragments name the
+    // cause more precisely than the black hole they make, so they lead.
+    let top = |ids: &[&str]| {
+        findings
+            .iter()
+            .find(|f| f.id == "path.fragments-dropped" && ids.contains(&f.id))
+            .or_else(|| findings.iter().find(|f| ids.contains(&f.id)))
+    };
     let error = findings.iter().find(|f| f.severity == Severity::Error);
     let untested: Vec<&Finding> = findings
         .iter()
@@ -275,6 +282,7 @@ mod tests {
                     over_tls: clamp.is_none(),
                     mss_clamp: clamp,
                     client_mss: Some(1460),
+                    our_mss_at_start: Some(1448),
                 },
             }),
         }

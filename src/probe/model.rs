@@ -80,6 +80,9 @@ pub struct PacketLimits {
     /// The client's MSS from its SYN: the largest segment it can receive and,
     /// unless told otherwise, the size it sends.
     pub client_mss: Option<u32>,
+    /// The MSS we announced, as `TCP_INFO` had it when the connection's
+    /// ClientHello arrived (later snapshots follow what we learned since).
+    pub our_mss_at_start: Option<u32>,
 }
 
 impl PacketLimits {
@@ -93,6 +96,9 @@ impl PacketLimits {
         }
     }
 }
+
+/// Bytes of the TCP timestamp option, aligned.
+const TIMESTAMP_OPTION: u32 = 12;
 
 impl ProbeObservation {
     /// The largest segment size this transfer used in its direction, from
@@ -111,14 +117,33 @@ impl ProbeObservation {
     }
 
     /// Whether this transfer put full-size packets on the path in its
-    /// direction: an unclamped connection, and enough bytes that at least one
-    /// segment had to be as large as the connection allows.
-    pub fn exercised_full_size(&self) -> bool {
+    /// direction. `largest_client_mss` is the largest MSS the client announced
+    /// on any connection of the run.
+    ///
+    /// Down: our segments are capped by the client's MSS; a connection whose
+    /// MSS is below what the client announced elsewhere was opened after the
+    /// client learned a smaller path MTU (from ICMP its own uploads caused),
+    /// so its transfers cannot show what happens to full-size packets toward
+    /// it. Up: the client's segments are capped by the MSS we announced; ours
+    /// shrinks once we learn a smaller path MTU toward the client, and then
+    /// the client never sends full-size packets on that connection. Either
+    /// way the step must also be large enough to need a full segment, on a
+    /// connection our listener did not clamp.
+    pub fn exercised_full_size(&self, largest_client_mss: Option<u32>) -> bool {
         if self.packets.clamped() {
             return false;
         }
-        let mss = u64::from(self.packets.client_mss.unwrap_or(1460).max(536));
-        self.bytes >= 2 * mss
+        let client_mss = self.packets.client_mss.unwrap_or(1460).max(536);
+        let full = match self.direction {
+            Direction::Down => largest_client_mss.is_none_or(|m| client_mss >= m),
+            // With TCP timestamps the kernel reports our MSS 12 bytes
+            // smaller than the one it announced.
+            Direction::Up => self
+                .packets
+                .our_mss_at_start
+                .is_none_or(|ours| ours + TIMESTAMP_OPTION >= client_mss),
+        };
+        full && self.bytes >= 2 * u64::from(client_mss)
     }
 
     /// Retransmissions during the transfer, from `TCP_INFO`.
@@ -251,16 +276,22 @@ pub struct StepView {
 }
 
 impl StepView {
-    /// Passed: the client says so and the server saw no stall.
+    /// Passed: the client received (or we received) every byte. The client's
+    /// word decides: on a reused connection the server's watcher of one step
+    /// also sees the next step's bytes, so its "stalled" may be the next
+    /// step's. (A pass proves a full-size path only with the server's view of
+    /// the packets; see [`ProbeObservation::exercised_full_size`].)
     pub fn passed(&self) -> bool {
         self.client.as_ref().is_some_and(|c| c.ok)
-            && !self.server.as_ref().is_some_and(|s| s.stalled)
     }
 
-    /// Failed: the client says so, or the server saw it stall.
+    /// Failed: the client says so or, without the client's word, the server
+    /// saw it stall.
     pub fn failed(&self) -> bool {
-        self.client.as_ref().is_some_and(|c| !c.ok)
-            || self.server.as_ref().is_some_and(|s| s.stalled)
+        match &self.client {
+            Some(c) => !c.ok,
+            None => self.server.as_ref().is_some_and(|s| s.stalled),
+        }
     }
 }
 

@@ -64,6 +64,22 @@ pub(super) async fn config(
 pub(super) struct RunQuery {
     run: Option<String>,
     size: Option<u64>,
+    /// Milliseconds to wait before answering (at most [`MAX_HOLD`]): a ladder
+    /// opens its connection at once and holds its first step, so the other
+    /// direction's connection is open too before either sends a large packet
+    /// (a large packet can teach an end a smaller path MTU, and connections
+    /// opened after that carry only small packets).
+    hold_ms: Option<u64>,
+}
+
+/// The longest a probe step may be held.
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits as the step asked, within [`MAX_HOLD`].
+async fn hold(query: &RunQuery) {
+    if let Some(ms) = query.hold_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(ms).min(MAX_HOLD)).await;
+    }
 }
 
 fn run_id(query: &RunQuery) -> Result<Option<String>, AppError> {
@@ -76,10 +92,18 @@ fn run_id(query: &RunQuery) -> Result<Option<String>, AppError> {
 }
 
 fn packet_limits(context: &ConnectionContext, tcp: &TcpFacts) -> PacketLimits {
+    let attempt = match context {
+        ConnectionContext::Tls(attempt) => Some(attempt),
+        ConnectionContext::Plain { .. } => None,
+    };
     PacketLimits {
-        over_tls: matches!(context, ConnectionContext::Tls(_)),
+        over_tls: attempt.is_some(),
         mss_clamp: tcp.mss_clamp,
         client_mss: tcp.syn.as_ref().and_then(|s| s.mss).map(u32::from),
+        our_mss_at_start: attempt
+            .and_then(|a| a.tcp)
+            .map(|t| t.advmss)
+            .filter(|&m| m > 0),
     }
 }
 
@@ -116,6 +140,7 @@ pub(super) async fn down(
     let (context, tcp) = context(&request)?;
     let packets = packet_limits(&context, &tcp);
     let progress = Arc::new(Progress::default());
+    hold(&query).await;
     let body = state.payload.body(bytes, Some(progress.clone()));
     if let Some(handle) = tcp.handle {
         let before = handle.info();
@@ -214,6 +239,7 @@ pub(super) async fn up(
         }
     }
     let ms = crate::capture::ms(started.elapsed());
+    hold(&query).await;
     let after = tcp.handle.as_ref().and_then(|h| h.info());
     let completed = !stalled && expected.is_none_or(|e| e == received);
     let observation = ProbeObservation {
@@ -234,8 +260,11 @@ pub(super) async fn up(
     };
     log(&observation);
     state.probes.record(Arc::new(observation));
+    // Only a complete upload is a 200: clients may judge by the status alone.
     let status = if stalled {
         StatusCode::REQUEST_TIMEOUT
+    } else if !completed {
+        StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
@@ -363,8 +392,7 @@ pub(super) async fn results(
     })?;
     results.validate().map_err(AppError::BadRequest)?;
     let peer = context.peer();
-    let observations = state.probes.recent(peer.ip());
-    let run = ProbeRun::merge(&results, &observations, now_ms());
+    let (run, observations) = merge_when_watched(&state, &results, peer.ip()).await;
     // The run's window: from shortly before its first transfer (check.sh's
     // ClientHello ladder and the page's own HTTPS attempt come first), or the
     // last few minutes when no transfer reached us at all.
@@ -421,6 +449,34 @@ pub(super) async fn results(
         _ => no_store(axum::Json(answer)),
     })
 }
+
+/// Merges the client's steps with the server's observations. A download's
+/// observation is recorded when its watcher sees the last byte acknowledged,
+/// which can be a moment after the client has it all and posts: wait briefly
+/// for those, so a step that passed is not left without the server's view
+/// (and so proves nothing).
+async fn merge_when_watched(
+    state: &AppState,
+    results: &ClientResults,
+    ip: std::net::IpAddr,
+) -> (ProbeRun, Vec<Arc<ProbeObservation>>) {
+    let deadline = tokio::time::Instant::now() + WATCHER_GRACE;
+    loop {
+        let observations = state.probes.recent(ip);
+        let run = ProbeRun::merge(results, &observations, now_ms());
+        let unwatched = run
+            .down
+            .iter()
+            .any(|s| s.server.is_none() && s.client.as_ref().is_some_and(|c| c.ok));
+        if !unwatched || tokio::time::Instant::now() >= deadline {
+            return (run, observations);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How long results wait for download watchers to finish recording.
+const WATCHER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A results body is a few KiB; this bounds what a client can make us parse.
 const RESULTS_LIMIT: usize = 64 * 1024;

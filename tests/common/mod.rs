@@ -16,6 +16,7 @@ use tlsdiag::config::Config;
 use tlsdiag::server::Server;
 use tokio::sync::oneshot;
 
+pub mod browser;
 pub mod netns;
 
 /// A running server; stops when dropped.
