@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser;
-use common::netns::{self, Lab, LabSpec, HTTPS_PORT, HTTP_PORT, PROBE_PORT};
+use common::netns::{self, Lab, LabSpec, BLOCKED_PORT, HTTPS_PORT, HTTP_PORT};
 use common::require_tool;
 
 /// The MTU of every link but the narrow one: the size of a full-size packet.
@@ -260,9 +260,9 @@ fn check_egress(tag: &str, ipv6: bool) {
     };
     let lab = Lab::build(tag, &spec);
     let site = tempfile::tempdir().unwrap();
-    serve_directory(&lab, site.path(), &[HTTPS_PORT, HTTP_PORT, PROBE_PORT]);
+    serve_directory(&lab, site.path(), &[HTTPS_PORT, HTTP_PORT, BLOCKED_PORT]);
 
-    for port in [HTTPS_PORT, HTTP_PORT, PROBE_PORT] {
+    for port in [HTTPS_PORT, HTTP_PORT, BLOCKED_PORT] {
         let url = format!("http://{}:{port}/", lab.server_host());
         let curl = format!("curl -s -g -o /dev/null -w '%{{http_code}}' --connect-timeout 3 {url}");
         let started = Instant::now();
@@ -272,7 +272,7 @@ fn check_egress(tag: &str, ipv6: bool) {
             "{tag}: client → {url}: exit {:?}, HTTP {:?}, {took:?}",
             out.code, out.stdout
         );
-        if port == PROBE_PORT {
+        if port == BLOCKED_PORT {
             // 28: curl's timeout. A refused connection (7) would mean the
             // SYN got through.
             assert_eq!(out.code, Some(28), "port {port} should time out: {out:?}");
@@ -441,7 +441,7 @@ fn browser_driver_runs_in_real_time_while_a_fetch_hangs() {
     let site = tempfile::tempdir().unwrap();
     let page = HANGING_PAGE
         .replace("HOST", &lab.server_host())
-        .replace("PORT", &PROBE_PORT.to_string());
+        .replace("PORT", &BLOCKED_PORT.to_string());
     std::fs::write(site.path().join("index.html"), page).unwrap();
     serve_directory(&lab, site.path(), &[HTTP_PORT]);
     let url = format!("http://{}:{HTTP_PORT}/", lab.server_host());

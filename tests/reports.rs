@@ -127,14 +127,7 @@ struct Process {
 impl Process {
     fn start(data: &std::path::Path, certs: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-            .args([
-                "--https-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--probe-addr",
-                "127.0.0.1:0",
-            ])
+            .args(["--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data)
             .arg("--certs-dir")

@@ -40,9 +40,9 @@ pub const SERVER_IP6: &str = "2001:2:0:3::2";
 pub const CLIENT_IP6: &str = "2001:2:0:1::1";
 pub const HTTPS_PORT: u16 = 8443;
 pub const HTTP_PORT: u16 = 8080;
-/// A third server port: where tlsdiag's probe listener used to be, and the
-/// port an egress policy of only [`HTTPS_PORT`] and [`HTTP_PORT`] blocks.
-pub const PROBE_PORT: u16 = 8081;
+/// A third server port, which an egress policy of only [`HTTPS_PORT`] and
+/// [`HTTP_PORT`] blocks.
+pub const BLOCKED_PORT: u16 = 8081;
 
 /// The usual MTU of the r1–r2 link; every other link is 1,500.
 pub const NARROW_MTU: u32 = 1400;
