@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::store::StoreLimits;
+use crate::recent::StoreLimits;
 
 /// A diagnostic HTTPS endpoint: shows each client the TLS ClientHello it sent and
 /// what its network path did to it.

@@ -10,7 +10,7 @@
 //! Data flows one way; lower layers never import higher ones:
 //!
 //! ```text
-//! server -> capture -> hello -> fingerprint / diagnose -> store -> report -> web
+//! server -> capture -> hello -> fingerprint / diagnose -> recent -> report -> web
 //! ```
 //!
 //! | module | owns |
@@ -25,12 +25,12 @@
 //! | [`diagnose`] | findings from observations (pure) |
 //! | [`probe`] | stepped-size transfer probes: payload, `TCP_INFO` watcher, run model |
 //! | [`profile`] | what this server accepts, for "you offered X, we accept Y" |
-//! | [`store`] | recent attempts per client address, bounded |
+//! | [`recent`] | recent attempts and probe observations per client address, in memory, bounded |
 //! | [`inflight`] | HTTPS connections whose attempt has not ended, readable while they hang |
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
-//! | [`reports`] | saved, shareable reports: the document, SQLite storage, retention |
-//! | [`report`] | the view model and its text and HTML renderings |
+//! | [`reports`] | where saved reports are kept: ids, labels, SQLite storage, retention |
+//! | [`report`] | the view models (a connection's report; a run's report, which is also the saved document) and their text and HTML renderings |
 //! | [`web`] | axum routes, format negotiation, errors |
 //! | [`util`] | small formatting helpers |
 
@@ -44,10 +44,10 @@ pub mod hello;
 pub mod inflight;
 pub mod probe;
 pub mod profile;
+pub mod recent;
 pub mod report;
 pub mod reports;
 pub mod server;
-pub mod store;
 mod sys;
 pub mod tcp;
 pub mod util;

@@ -7,6 +7,12 @@ pub fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::E
     s.collect_str(&humantime::format_rfc3339_millis(*t))
 }
 
+/// Reads back what [`rfc3339`] wrote.
+pub fn parse_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+}
+
 /// `1913` -> `"1,913"`: byte counts in prose read better grouped.
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string();

@@ -237,7 +237,7 @@ async fn the_server_watches_a_download_to_its_last_acknowledged_byte() {
     for _ in 0..100 {
         let (_, answer) = post_results(&server, results, "application/json").await;
         let answer = json(&answer);
-        let seen = &answer["down"][0]["server"];
+        let seen = &answer["probe"]["down"][0]["server"];
         if !seen.is_null() {
             assert_eq!(seen["completed"], true, "{seen:#}");
             assert_eq!(seen["stalled"], false, "{seen:#}");

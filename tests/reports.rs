@@ -96,7 +96,7 @@ async fn check_sh_with_a_case_label_produces_a_report_whose_json_matches_its_out
     let report = server.saved_report(id).await;
     assert_eq!(report["label"], "ACME-1234");
     assert_eq!(report["agent"], "check.sh");
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     for (dir, bytes, ok) in printed {
         let step = report["probe"][&dir]
             .as_array()
@@ -326,4 +326,84 @@ async fn hostile_labels_and_ids_get_clear_4xx() {
 fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The report support opens is the answer the customer's run got: the same
+/// headline and findings, value for value in JSON and byte for byte in the
+/// text, and the saved page shows them first, with the ladder chart.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_saved_report_is_the_live_answer_of_the_same_run() {
+    let server = TestServer::start().await;
+    let local = [127, 0, 0, 1].into();
+    let answer = post_results(server.http, &results_body("sameword01", Some("CASE-9"))).await;
+    let id = report_id(&answer);
+    let saved = server.saved_report(&id).await;
+    assert_eq!(saved["verdict"], answer["verdict"]);
+    assert_eq!(saved["status"], answer["status"]);
+    assert_eq!(saved["findings"], answer["findings"]);
+    assert_eq!(saved["probe"], answer["probe"]);
+    assert_eq!(saved["id"], id.as_str());
+
+    // Text: check.sh's answer and the saved report print the same verdict.
+    let live = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = results_body("sameword02", Some("CASE-9"));
+        let mut tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        let request = format!(
+            "POST /api/v1/probe/results HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            server.http,
+            body.len()
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tcp.read_to_end(&mut response).await.unwrap();
+        body_of(&response)
+    };
+    let live_id = live
+        .split_whitespace()
+        .find(|w| w.contains("/r/"))
+        .and_then(|l| l.rsplit('/').next())
+        .unwrap()
+        .to_owned();
+    let saved_text = http_request_from(
+        server.http,
+        local,
+        &format!("/r/{live_id}"),
+        &[("Accept", "text/plain")],
+    )
+    .await;
+    let verdict_of = |text: &str| -> String {
+        // From the headline to the end of the findings.
+        let start = text
+            .find("MTU black hole")
+            .unwrap_or_else(|| panic!("no headline in:\n{text}"));
+        let end = text[start..]
+            .find("\nPath test\n")
+            .or_else(|| text[start..].find("\nReport link"))
+            .unwrap();
+        text[start..start + end].trim_end().to_owned()
+    };
+    assert_eq!(
+        verdict_of(&saved_text),
+        verdict_of(&live),
+        "{saved_text}\n---\n{live}"
+    );
+
+    // The page: headline, then the findings with their evidence, then the chart.
+    let page = http_request_from(
+        server.http,
+        local,
+        &format!("/r/{id}"),
+        &[("Accept", "text/html")],
+    )
+    .await;
+    let headline = page.find("class=\"headline-text\"").unwrap();
+    let findings = page.find("id=\"findings\"").unwrap();
+    let chart = page.find("<svg").unwrap();
+    assert!(headline < findings && findings < chart, "{page}");
+    assert!(
+        page.contains("class=\"probe-failed\""),
+        "the failed step is drawn: {page}"
+    );
+    assert!(page.contains("CASE-9"), "{page}");
 }

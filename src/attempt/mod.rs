@@ -24,7 +24,7 @@ use crate::tcp::{SynInfo, TcpInfo};
 pub const KEPT_BYTES_OF_FAILED_ATTEMPT: usize = 4096;
 
 /// What the handshake settled on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Negotiated {
     pub version: ProtocolVersion,
     pub cipher_suite: CipherSuite,

@@ -13,7 +13,7 @@ use crate::profile::ServerProfile;
 use crate::tcp::TcpInfo;
 
 /// How an incomplete ClientHello stopped arriving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StallEnd {
     /// Nothing more arrived before the deadline: the connection stayed open.
@@ -94,7 +94,7 @@ impl HandshakeError {
 }
 
 /// How one attempt ended. Serialized with a `kind` tag; the ids are stable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Outcome {

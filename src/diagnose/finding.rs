@@ -1,9 +1,12 @@
-//! The shape of a finding, shared by every rule.
+//! The shape of a finding, shared by every rule. Owned-or-static text, so a
+//! finding written into a saved report reads back as the same value.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 /// How much a finding matters to the person reading the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// A fact worth knowing; nothing is wrong.
@@ -31,17 +34,17 @@ impl Severity {
 }
 
 /// One number or fact from this connection that supports a finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
-    pub label: &'static str,
+    pub label: Cow<'static, str>,
     pub value: String,
 }
 
 /// A conclusion about the client's path or configuration, with its evidence and fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable identifier (`area.name`), documented in docs/findings.md.
-    pub id: &'static str,
+    pub id: Cow<'static, str>,
     pub severity: Severity,
     pub title: String,
     /// What happened and why it matters, in plain language.
@@ -54,7 +57,7 @@ pub struct Finding {
 impl Finding {
     pub fn new(id: &'static str, severity: Severity, title: impl Into<String>) -> Self {
         Self {
-            id,
+            id: Cow::Borrowed(id),
             severity,
             title: title.into(),
             explanation: String::new(),
@@ -70,7 +73,7 @@ impl Finding {
 
     pub fn evidence(mut self, label: &'static str, value: impl Into<String>) -> Self {
         self.evidence.push(Evidence {
-            label,
+            label: Cow::Borrowed(label),
             value: value.into(),
         });
         self

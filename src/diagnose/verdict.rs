@@ -76,7 +76,7 @@ impl Status {
 
 /// The conclusion: a headline, its status, and the findings behind it, most
 /// important first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
     pub status: Status,
     pub headline: String,
@@ -140,8 +140,8 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
             add(f, &mut findings);
         }
     }
-    let up_broken = findings.iter().any(|f| UP_BROKEN.contains(&f.id));
-    let down_broken = findings.iter().any(|f| DOWN_BROKEN.contains(&f.id));
+    let up_broken = findings.iter().any(|f| UP_BROKEN.contains(&&*f.id));
+    let down_broken = findings.iter().any(|f| DOWN_BROKEN.contains(&&*f.id));
     // Untested directions matter only where nothing already shows them broken.
     let empty = ProbeRun::default();
     let run = o.run.unwrap_or(&empty);
@@ -165,8 +165,8 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
     let top = |ids: &[&str]| {
         findings
             .iter()
-            .find(|f| f.id == "path.fragments-dropped" && ids.contains(&f.id))
-            .or_else(|| findings.iter().find(|f| ids.contains(&f.id)))
+            .find(|f| f.id == "path.fragments-dropped" && ids.contains(&&*f.id))
+            .or_else(|| findings.iter().find(|f| ids.contains(&&*f.id)))
     };
     let error = findings.iter().find(|f| f.severity == Severity::Error);
     let untested: Vec<&Finding> = findings
@@ -208,12 +208,25 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
         ),
         (None, None) => match (error, untested.as_slice()) {
             (Some(f), _) => (Status::Problem, format!("{}.", f.title)),
-            (None, []) => (
-                Status::Clear,
-                "No problem found: HTTPS worked and full-size packets crossed the path in both \
-                 directions."
-                    .to_owned(),
-            ),
+            (None, []) => match findings.iter().find(|f| f.severity == Severity::Warning) {
+                // Nothing broke, but something the customer should know of
+                // (a foreign certificate, a skewed clock) must not hide
+                // behind an all-clear.
+                Some(warning) => (
+                    Status::Clear,
+                    format!(
+                        "HTTPS worked and full-size packets crossed the path in both directions, \
+                         but: {}.",
+                        warning.title
+                    ),
+                ),
+                None => (
+                    Status::Clear,
+                    "No problem found: HTTPS worked and full-size packets crossed the path in \
+                     both directions."
+                        .to_owned(),
+                ),
+            },
             (None, [one]) => (
                 Status::Inconclusive,
                 format!(
@@ -362,7 +375,7 @@ mod tests {
     }
 
     fn ids(d: &Diagnosis) -> Vec<&str> {
-        d.findings.iter().map(|f| f.id).collect()
+        d.findings.iter().map(|f| &*f.id).collect()
     }
 
     #[test]

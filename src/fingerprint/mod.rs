@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::hello::ClientHello;
 
 /// All fingerprints of one ClientHello.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Fingerprints {
     pub ja3: String,
     pub ja3_md5: String,

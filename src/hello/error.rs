@@ -26,7 +26,7 @@ impl Malformed {
 }
 
 /// What the first bytes on the TLS port look like when they are not TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NotTlsKind {

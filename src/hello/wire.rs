@@ -18,7 +18,14 @@
 use std::fmt;
 
 use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What a saved report reads back of a wire value: its number. The names are
+/// ours to derive again.
+#[derive(Deserialize)]
+struct WireId<T> {
+    id: T,
+}
 
 /// RFC 8701 reserves these 16 values (0x0A0A, 0x1A1A, ... 0xFAFA) so that
 /// clients can exercise servers' tolerance of unknown values.
@@ -79,6 +86,12 @@ macro_rules! serialize_u16 {
                 st.serialize_field("name", &self.label())?;
                 st.serialize_field("grease", &self.is_grease())?;
                 st.end()
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                WireId::<u16>::deserialize(d).map(|w| Self(w.id))
             }
         }
 
@@ -399,6 +412,12 @@ registry! {
 impl AlertDescription {
     pub fn label(self) -> Option<&'static str> {
         self.name()
+    }
+}
+
+impl<'de> Deserialize<'de> for AlertDescription {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        WireId::<u8>::deserialize(d).map(|w| Self(w.id))
     }
 }
 

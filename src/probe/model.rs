@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Recorded;
+use crate::recent::Recorded;
 use crate::tcp::TcpInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 /// One `TCP_INFO` sample during a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TcpSample {
     pub at_ms: f64,
     /// Bytes acknowledged since the transfer started.
@@ -44,11 +44,16 @@ pub struct WatchResult {
     pub samples: Vec<TcpSample>,
 }
 
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
 /// The server's side of one probe transfer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeObservation {
     pub id: u64,
-    #[serde(skip)]
+    /// Not reported: reports are read by address already.
+    #[serde(skip, default = "unspecified")]
     pub peer: SocketAddr,
     pub run: Option<String>,
     pub direction: Direction,
@@ -59,7 +64,10 @@ pub struct ProbeObservation {
     pub completed: bool,
     pub stalled: bool,
     pub duration_ms: f64,
-    #[serde(serialize_with = "crate::util::rfc3339")]
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
     pub started_at: SystemTime,
     pub before: Option<TcpInfo>,
     pub after: Option<TcpInfo>,
@@ -71,7 +79,8 @@ pub struct ProbeObservation {
 /// What limited the packets of the connection a transfer ran on. A transfer
 /// over a connection clamped below the client's own MSS cannot show a black
 /// hole for full-size packets, whatever it did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PacketLimits {
     /// Over TLS (the HTTPS port) or plain HTTP.
     pub over_tls: bool,
@@ -268,7 +277,7 @@ impl ClientResults {
 }
 
 /// One step with both sides' views.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepView {
     pub bytes: u64,
     pub client: Option<ClientStep>,
@@ -296,7 +305,7 @@ impl StepView {
 }
 
 /// A whole run: both ladders, merged.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProbeRun {
     pub run: String,
     pub agent: String,

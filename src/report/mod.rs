@@ -29,16 +29,19 @@
 //! Bump [`SCHEMA_VERSION`] when a field changes meaning or disappears; adding
 //! fields does not bump it.
 
+pub mod chart;
 mod display;
 pub mod html;
+pub mod run;
 pub mod text;
 
 pub use display::{CipherRow, ExtensionRow, Fact};
+pub use run::{ProbeSection, RunReport, RUN_SCHEMA_VERSION};
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::attempt::{Negotiated, Outcome, TlsAttempt};
 use crate::diagnose::{Diagnosis, Finding, Severity, Status};
@@ -51,29 +54,29 @@ use crate::util::thousands;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The HTTP-level facts of the request being answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HttpFacts {
     pub http_version: String,
     pub user_agent: Option<String>,
     pub host: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientView {
     pub address: String,
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionView {
-    pub scheme: &'static str,
+    pub scheme: String,
     pub encrypted: bool,
     #[serde(flatten)]
     pub http: HttpFacts,
 }
 
 /// One read of the ClientHello as shown in reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadView {
     pub at_ms: f64,
     pub bytes: usize,
@@ -81,7 +84,7 @@ pub struct ReadView {
     pub gap_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArrivalView {
     pub bytes: usize,
     pub read_count: usize,
@@ -90,13 +93,19 @@ pub struct ArrivalView {
     pub capture_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsView {
     /// `TCP_INFO` when the ClientHello capture ended.
     pub tcp_at_capture: Option<TcpInfo>,
     pub negotiated: Option<Negotiated>,
     pub handshake_ms: Option<f64>,
     pub arrival: ArrivalView,
+    /// The bytes as they arrived, base64: the whole ClientHello when it
+    /// parsed (anyone can re-check a fingerprint from it), else the first
+    /// bytes of what the client sent.
+    pub raw_base64: String,
+    /// Parsed from `raw_base64`; a saved report parses it again when read.
+    #[serde(skip_deserializing)]
     pub client_hello: Option<HelloView>,
     pub fingerprints: Option<Fingerprints>,
 }
@@ -111,12 +120,26 @@ pub struct HelloView {
     pub hello: ClientHello,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl HelloView {
+    pub fn of(h: &ClientHello) -> Self {
+        Self {
+            sni: h.sni().map(str::to_owned),
+            alpn: h.alpn().iter().map(|p| p.name.clone()).collect(),
+            highest_version: h.highest_version(),
+            hello: h.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionReport {
     pub schema_version: u32,
-    #[serde(serialize_with = "crate::util::rfc3339")]
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
     pub generated_at: SystemTime,
-    pub server_version: &'static str,
+    pub server_version: String,
     /// The diagnosis of everything known about this address: `problem`,
     /// `inconclusive` or `clear`, and the headline every view shows.
     pub status: Status,
@@ -134,11 +157,14 @@ pub struct ConnectionReport {
 }
 
 /// One attempt on the HTTPS port, as listed in reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptView {
     pub id: u64,
     pub syn: Option<SynInfo>,
-    #[serde(serialize_with = "crate::util::rfc3339")]
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
     pub started_at: SystemTime,
     pub succeeded: bool,
     /// One line: what happened.
@@ -176,10 +202,13 @@ impl AttemptView {
 }
 
 /// `/api/v1/attempts`: the caller's recent attempts and nothing else.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptsReport {
     pub schema_version: u32,
-    #[serde(serialize_with = "crate::util::rfc3339")]
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
     pub generated_at: SystemTime,
     pub client: ClientView,
     pub attempts: Vec<AttemptView>,
@@ -208,13 +237,13 @@ impl ConnectionReport {
         Self {
             schema_version: SCHEMA_VERSION,
             generated_at: SystemTime::now(),
-            server_version: env!("CARGO_PKG_VERSION"),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
             status: diagnosis.status,
             headline: diagnosis.headline,
             summary: tls.summary(),
             client: client(attempt.peer),
             connection: ConnectionView {
-                scheme: "https",
+                scheme: "https".to_owned(),
                 encrypted: true,
                 http,
             },
@@ -242,13 +271,13 @@ impl ConnectionReport {
         Self {
             schema_version: SCHEMA_VERSION,
             generated_at: SystemTime::now(),
-            server_version: env!("CARGO_PKG_VERSION"),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
             status: diagnosis.status,
             headline: diagnosis.headline,
             summary,
             client: client(peer),
             connection: ConnectionView {
-                scheme: "http",
+                scheme: "http".to_owned(),
                 encrypted: false,
                 http,
             },
@@ -311,12 +340,8 @@ impl TlsView {
                 reads,
                 capture_ms: round3(a.arrival.capture_ms),
             },
-            client_hello: a.client_hello.as_ref().map(|h| HelloView {
-                sni: h.sni().map(str::to_owned),
-                alpn: h.alpn().iter().map(|p| p.name.clone()).collect(),
-                highest_version: h.highest_version(),
-                hello: h.clone(),
-            }),
+            raw_base64: base64_encode(&a.raw),
+            client_hello: a.client_hello.as_ref().map(HelloView::of),
             fingerprints: a.fingerprints.clone(),
         }
     }
@@ -342,6 +367,39 @@ impl TlsView {
         parts.push(arrival);
         parts.join(", ")
     }
+}
+
+impl TlsView {
+    /// Parses the kept bytes again (after reading a saved report).
+    pub fn rehydrate(&mut self) {
+        if self.client_hello.is_some() {
+            return;
+        }
+        use base64::Engine;
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(&self.raw_base64) else {
+            return;
+        };
+        if let Ok(hello) = crate::hello::parse_client_hello(&raw) {
+            self.client_hello = Some(HelloView::of(&hello));
+        }
+    }
+}
+
+impl ConnectionReport {
+    /// Restores what a saved report keeps only as raw bytes.
+    pub fn rehydrate(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.rehydrate();
+        }
+        for attempt in &mut self.recent_attempts {
+            attempt.tls.rehydrate();
+        }
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn round3(v: f64) -> f64 {

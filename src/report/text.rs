@@ -4,9 +4,8 @@
 
 use std::fmt::Write;
 
-use super::{ConnectionReport, Fact};
+use super::{ConnectionReport, Fact, RunReport};
 use crate::diagnose::{Finding, Severity};
-use crate::reports::model::DocFinding;
 use crate::util::{printable, wrap, wrap_hanging};
 
 const WIDTH: usize = 80;
@@ -15,7 +14,7 @@ pub fn render(r: &ConnectionReport) -> String {
     let mut out = String::new();
     let title = "tlsdiag: what your client sent";
     let _ = writeln!(out, "{title}\n{}", "=".repeat(title.len()));
-    out.push_str(&wrap(&printable(&r.headline), WIDTH, ""));
+    verdict_text(&mut out, &r.headline, &r.findings);
     out.push('\n');
     out.push_str(&wrap(
         &format!("This connection: {}", printable(&r.summary)),
@@ -30,9 +29,30 @@ pub fn render(r: &ConnectionReport) -> String {
             "",
         ));
     }
+    connection_text(&mut out, r);
+    out.push_str("\nJSON: add -H 'Accept: application/json'\n");
+    out
+}
 
+/// The headline, then the findings behind it: the same text wherever a
+/// diagnosis is shown (the live report, check.sh's answer, a saved report).
+fn verdict_text(out: &mut String, headline: &str, findings: &[Finding]) {
+    out.push_str(&wrap(&printable(headline), WIDTH, ""));
+    if !findings.is_empty() {
+        section(out, "Findings");
+        findings_text(out, findings.iter().map(FindingText::from));
+    }
+}
+
+/// The connection a report is about: recent attempts, facts, how the
+/// ClientHello arrived, the hello and its fingerprints. Shared by the live
+/// and saved reports.
+fn connection_text(out: &mut String, r: &ConnectionReport) {
     if !r.recent_attempts.is_empty() {
-        section(&mut out, "Your recent HTTPS attempts (newest first)");
+        section(
+            out,
+            "Recent HTTPS attempts from this address (newest first)",
+        );
         for a in &r.recent_attempts {
             let status = if a.succeeded { "ok    " } else { "FAILED" };
             let line = format!("#{} {} {status} {}", a.id, a.time(), printable(&a.summary));
@@ -46,7 +66,7 @@ pub fn render(r: &ConnectionReport) -> String {
                 .findings
                 .iter()
                 .filter(|f| f.severity > Severity::Info)
-                .map(|f| f.id)
+                .map(|f| &*f.id)
                 .collect();
             if !ids.is_empty() {
                 out.push_str(&wrap(&format!("-> {}", ids.join(", ")), WIDTH, "      "));
@@ -54,16 +74,11 @@ pub fn render(r: &ConnectionReport) -> String {
         }
     }
 
-    if !r.findings.is_empty() {
-        section(&mut out, "Findings");
-        findings_text(&mut out, r.findings.iter().map(FindingText::from));
-    }
-
-    section(&mut out, "Connection");
-    facts(&mut out, &r.connection_facts());
+    section(out, "Connection");
+    facts(out, &r.connection_facts());
 
     if let Some(tls) = &r.tls {
-        section(&mut out, "How the ClientHello arrived");
+        section(out, "How the ClientHello arrived");
         out.push_str(&wrap(&tls.arrival_sentence(), WIDTH, "  "));
         for (i, read) in tls.arrival.reads.iter().enumerate().take(20) {
             let gap = read
@@ -87,8 +102,8 @@ pub fn render(r: &ConnectionReport) -> String {
         }
 
         if let Some(hello) = &tls.client_hello {
-            section(&mut out, "ClientHello");
-            facts(&mut out, &hello.facts());
+            section(out, "ClientHello");
+            facts(out, &hello.facts());
             let ciphers = hello.cipher_rows();
             let _ = writeln!(out, "\n  Cipher suites ({})", ciphers.len());
             for c in ciphers {
@@ -113,9 +128,9 @@ pub fn render(r: &ConnectionReport) -> String {
             }
         }
         if let Some(fp) = &tls.fingerprints {
-            section(&mut out, "Fingerprints");
+            section(out, "Fingerprints");
             facts(
-                &mut out,
+                out,
                 &[
                     Fact {
                         label: "JA4",
@@ -137,84 +152,71 @@ pub fn render(r: &ConnectionReport) -> String {
             );
         }
     }
-    out.push_str("\nJSON: add -H 'Accept: application/json'\n");
-    out
 }
 
-/// A saved report for curl; ends with its link.
-pub fn render_saved(doc: &crate::reports::ReportDoc, link: &str) -> String {
+/// A saved report for curl: the same verdict text check.sh printed, the
+/// ladders, then the connection as the live report shows it; ends with its link.
+pub fn render_saved(doc: &RunReport, link: &str) -> String {
     let mut out = String::new();
     let title = "tlsdiag report";
     let _ = writeln!(out, "{title}\n{}", "=".repeat(title.len()));
     let mut meta = format!(
         "Saved {} from {} by the {} test",
-        doc.created_at, doc.client.address, doc.agent
+        humantime::format_rfc3339_seconds(doc.created_at),
+        doc.client.address,
+        doc.agent
     );
     if let Some(label) = &doc.label {
         meta.push_str(&format!(", case {label}"));
     }
     out.push_str(&wrap(&printable(&meta), WIDTH, ""));
     out.push('\n');
-    out.push_str(&wrap(&printable(&doc.verdict), WIDTH, ""));
-    let findings = doc.all_findings();
-    if !findings.is_empty() {
-        section(&mut out, "Findings");
-        findings_text(&mut out, findings.into_iter().map(FindingText::from));
-    }
+    verdict_text(&mut out, &doc.verdict, &doc.findings);
     section(&mut out, "Path test");
-    let _ = writeln!(
-        out,
-        "  {:>9}  {:<28} client -> server",
-        "bytes", "server -> client"
-    );
-    for (bytes, down, up) in doc.probe_rows() {
+    let rows = doc.ladder_rows();
+    if rows.is_empty() {
+        out.push_str("  No transfers ran.\n");
+    } else {
         let _ = writeln!(
             out,
-            "  {:>9}  {:<28} {}",
-            bytes,
-            printable(&down),
-            printable(&up)
+            "  {:>9}  {:<28} client -> server",
+            "bytes", "server -> client"
         );
-    }
-    if let Some(conn) = &doc.connection {
-        section(&mut out, "The connection that ran the test");
-        out.push_str(&wrap(&printable(&conn.summary), WIDTH, "  "));
-        if let Some(h) = conn.tls.as_ref().and_then(|t| t.client_hello.as_ref()) {
-            out.push_str(&wrap(
-                &format!("Key shares: {}", printable(&h.key_shares())),
-                WIDTH,
-                "  ",
-            ));
-        }
-        for a in &conn.recent_attempts {
-            let status = if a.succeeded { "ok" } else { "FAILED" };
-            out.push_str(&wrap_hanging(
-                &format!("#{} {status} {}", a.id, printable(&a.summary)),
-                WIDTH,
-                "  ",
-                "      ",
-            ));
+        for row in rows {
+            let _ = writeln!(
+                out,
+                "  {:>9}  {:<28} {}",
+                row.bytes,
+                printable(&row.down.text),
+                printable(&row.up.text)
+            );
         }
     }
+    if !doc.probe.hello.is_empty() {
+        let _ = writeln!(out, "\n  ClientHello sizes tried (check.sh)");
+        for h in &doc.probe.hello {
+            let result = match (h.ok, &h.error) {
+                (true, _) => "completed".to_owned(),
+                (false, Some(e)) => format!("failed ({})", printable(e)),
+                (false, None) => "failed".to_owned(),
+            };
+            let _ = writeln!(out, "  {:>9}  {result}", h.bytes);
+        }
+    }
+    section(&mut out, "The connection that ran the test");
+    out.push_str(&wrap(&printable(&doc.connection.summary), WIDTH, "  "));
+    connection_text(&mut out, &doc.connection);
     let _ = writeln!(out, "\nReport link: {link}");
     out
 }
 
-/// The answer to a probe run for check.sh: the verdict, then each finding.
-pub fn render_run(
-    verdict: &str,
-    findings: &[Finding],
-    report_url: Option<&str>,
-    report_error: Option<&str>,
-) -> String {
+/// The answer to a run for check.sh: the verdict text (the same as the saved
+/// report's), then where the report is.
+pub fn render_run(report: &RunReport) -> String {
     let mut out = String::new();
     section(&mut out, "Verdict");
-    out.push_str(&wrap(&printable(verdict), WIDTH, "  "));
-    if !findings.is_empty() {
-        out.push('\n');
-        findings_text(&mut out, findings.iter().map(FindingText::from));
-    }
-    match (report_url, report_error) {
+    verdict_text(&mut out, &report.verdict, &report.findings);
+    match (&report.report_url, &report.report_error) {
         (Some(url), _) => {
             let _ = writeln!(out, "\nReport link (send it to support): {url}");
         }
@@ -247,23 +249,7 @@ impl<'a> From<&'a Finding> for FindingText<'a> {
             evidence: f
                 .evidence
                 .iter()
-                .map(|e| (e.label, e.value.as_str()))
-                .collect(),
-            fix: &f.fix,
-        }
-    }
-}
-
-impl<'a> From<&'a DocFinding> for FindingText<'a> {
-    fn from(f: &'a DocFinding) -> Self {
-        Self {
-            severity: &f.severity,
-            title: &f.title,
-            explanation: &f.explanation,
-            evidence: f
-                .evidence
-                .iter()
-                .map(|e| (e.label.as_str(), e.value.as_str()))
+                .map(|e| (&*e.label, e.value.as_str()))
                 .collect(),
             fix: &f.fix,
         }

@@ -1,18 +1,16 @@
-//! Shareable reports: what a finished harness run saved, by unguessable id.
+//! Shareable reports: where a finished run's report is kept, by unguessable
+//! id. The document itself is [`crate::report::RunReport`]: this module stores
+//! its JSON and knows nothing of its shape.
 //!
 //! - [`store`]: the storage trait and its SQLite implementation (WAL, versioned
 //!   migrations in `migrations/`, retention and a size cap).
-//! - [`model`]: the saved report document (written as JSON) and the read model
-//!   the report page renders from it.
 //!
 //! A report is written once and never changed. The JSON stored is exactly what
 //! `/api/v1/reports/{id}` returns, so what support reads a day later is what
-//! the customer's run produced, whatever version of tlsdiag serves it.
+//! the customer's run produced.
 
-pub mod model;
 pub mod store;
 
-pub use model::{ReportDoc, SavedReport, REPORT_SCHEMA_VERSION};
 pub use store::{ReportMeta, ReportStore, SqliteReportStore, StoreError, StoredReport};
 
 /// A new report id: 16 bytes from the OS's CSPRNG, as 32 lowercase hex

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 /// The counters that tell a healthy path from a black hole.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TcpInfo {
     /// Largest segment we send / the largest the client sent us.
     pub snd_mss: u32,

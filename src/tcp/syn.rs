@@ -10,16 +10,16 @@
 use serde::Serialize;
 
 /// One TCP option, in the order sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TcpOption {
     pub kind: u8,
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     /// Decoded value where the option has one (MSS, window scale, timestamps).
     pub value: Option<String>,
 }
 
 /// What the SYN says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SynInfo {
     pub ip_version: u8,
     /// TTL (IPv4) or hop limit (IPv6) as it arrived.
@@ -146,7 +146,7 @@ fn parse_options(mut bytes: &[u8]) -> Vec<TcpOption> {
                 _ => {
                     out.push(TcpOption {
                         kind,
-                        name: "malformed",
+                        name: "malformed".into(),
                         value: None,
                     });
                     break;
@@ -164,7 +164,11 @@ fn parse_options(mut bytes: &[u8]) -> Vec<TcpOption> {
             )),
             _ => None,
         };
-        out.push(TcpOption { kind, name, value });
+        out.push(TcpOption {
+            kind,
+            name: name.into(),
+            value,
+        });
         bytes = &bytes[len..];
         if kind == 0 {
             break;
@@ -223,7 +227,7 @@ mod tests {
         assert_eq!(syn.implied_mtu, Some(1500));
         assert_eq!(syn.window_scale, Some(7));
         assert!(syn.sack_permitted && syn.timestamps);
-        let order: Vec<&str> = syn.options.iter().map(|o| o.name).collect();
+        let order: Vec<&str> = syn.options.iter().map(|o| &*o.name).collect();
         assert_eq!(
             order,
             ["mss", "sack_permitted", "timestamps", "nop", "window_scale"]

@@ -24,6 +24,9 @@ pub enum AppError {
     /// A dependency (report storage) cannot serve; the message is safe to show.
     #[error("{0}")]
     Unavailable(String),
+    /// A stored report this version cannot render (its JSON is still served).
+    #[error("{0}")]
+    Outdated(String),
 }
 
 impl IntoResponse for AppError {
@@ -38,6 +41,7 @@ impl IntoResponse for AppError {
                 format!("reports are unavailable: {msg}\n"),
             )
                 .into_response(),
+            AppError::Outdated(msg) => (StatusCode::GONE, format!("{msg}\n")).into_response(),
             AppError::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over the {limit}-byte limit\n"),

@@ -38,8 +38,8 @@ use crate::attempt::TlsAttempt;
 use crate::inflight::InFlight;
 use crate::probe::{Payload, ProbeObservation};
 use crate::profile::ServerProfile;
+use crate::recent::{RecentStore, StoreLimits};
 use crate::reports::ReportStore;
-use crate::store::{RecentStore, StoreLimits};
 use crate::tcp::{SynInfo, TcpHandle};
 
 /// The connection a request arrived on.

@@ -15,14 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
-use crate::diagnose::{self, Diagnosis, Finding, IpVersion, Observations, Status};
+use crate::diagnose::{self, IpVersion, Observations};
 use crate::probe::{
-    watch, ClientResults, Direction, PacketLimits, ProbeObservation, ProbeRun, Progress, StepView,
-    LADDER, MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
+    watch, ClientResults, Direction, PacketLimits, ProbeObservation, ProbeRun, Progress, LADDER,
+    MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
 };
-use crate::reports::model::ProbeSection;
+use crate::report::RunReport;
 use crate::reports::store::NewReport;
-use crate::reports::{SavedReport, REPORT_SCHEMA_VERSION};
 
 /// Probe ids: unique per process, for the store.
 static NEXT_PROBE: AtomicU64 = AtomicU64::new(1);
@@ -286,62 +285,15 @@ pub(super) async fn up(
         .into_response())
 }
 
-/// The answer to a posted run.
-#[derive(Debug, Serialize)]
-pub struct RunAnswer {
-    pub run: String,
-    /// `problem`, `inconclusive` or `clear`.
-    pub status: Status,
-    /// The headline: the same words on the page, in check.sh and in the
-    /// saved report.
-    pub verdict: String,
-    pub findings: Vec<Finding>,
-    pub down: Vec<StepView>,
-    pub up: Vec<StepView>,
-    pub clock_offset_ms: Option<f64>,
-    /// Where the saved report can be read (send this to support).
-    pub report_url: Option<String>,
-    /// Why no report was saved, when none was.
-    pub report_error: Option<&'static str>,
-}
-
-/// Saves the run as a report; returns its id, or a sentence for the user.
-async fn save(
-    state: &AppState,
-    results: &ClientResults,
-    run: &ProbeRun,
-    diagnosis: &Diagnosis,
-    connection: &crate::report::ConnectionReport,
-) -> Result<String, &'static str> {
-    let (verdict, findings) = (diagnosis.headline.as_str(), diagnosis.findings.as_slice());
+/// Saves the run's report; returns its id, or a sentence for the user.
+async fn save(state: &AppState, report: &RunReport) -> Result<String, &'static str> {
     let store = state.reports.clone()?;
     let id = crate::reports::new_id().map_err(|err| {
         tracing::error!(error = %err, "no randomness for a report id");
         "the server could not create a report id"
     })?;
-    let worst = findings.iter().map(|f| f.severity).max();
-    let document = SavedReport {
-        schema_version: REPORT_SCHEMA_VERSION,
-        id: &id,
-        created_at: SystemTime::now(),
-        server_version: env!("CARGO_PKG_VERSION"),
-        label: results.label.as_deref(),
-        agent: &results.agent,
-        status: diagnosis.status,
-        verdict,
-        worst,
-        client: &connection.client,
-        connection,
-        probe: ProbeSection {
-            run: &run.run,
-            clock_offset_ms: run.clock_offset_ms,
-            down: &run.down,
-            up: &run.up,
-            hello: &results.hello,
-            tls_check: results.tls_check.as_ref(),
-        },
-        findings,
-    };
+    let mut document = report.clone();
+    document.id = Some(id.clone());
     let body = serde_json::to_string(&document).map_err(|err| {
         tracing::error!(error = %err, "serializing a report");
         "the server could not write the report"
@@ -349,15 +301,15 @@ async fn save(
     let new = NewReport {
         id: id.clone(),
         created_at: document.created_at,
-        label: results.label.clone(),
-        client_address: connection.client.address.clone(),
-        worst: worst.map(|w| w.as_str().to_owned()),
-        summary: verdict.to_owned(),
+        label: document.label.clone(),
+        client_address: document.client.address.clone(),
+        worst: document.worst.map(|w| w.as_str().to_owned()),
+        summary: document.verdict.clone(),
         body,
     };
     match tokio::task::spawn_blocking(move || store.save(&new)).await {
         Ok(Ok(())) => {
-            tracing::info!(target: "tlsdiag::report", %id, label = results.label.as_deref().unwrap_or(""), "report saved");
+            tracing::info!(target: "tlsdiag::report", %id, label = report.label.as_deref().unwrap_or(""), "report saved");
             Ok(id)
         }
         Ok(Err(err)) => {
@@ -417,35 +369,22 @@ pub(super) async fn results(
         },
         &state.profile,
     );
-    let (report_url, report_error) =
-        match save(&state, &results, &run, &diagnosis, &connection).await {
-            Ok(id) => (Some(format!("{base}/r/{id}")), None),
-            Err(message) => (None, Some(message)),
-        };
-    let answer = RunAnswer {
-        status: diagnosis.status,
-        verdict: diagnosis.headline,
-        run: run.run,
-        findings: diagnosis.findings,
-        down: run.down,
-        up: run.up,
-        clock_offset_ms: run.clock_offset_ms,
-        report_url,
-        report_error,
-    };
+    let mut answer = RunReport::new(&results, run, diagnosis, connection);
+    match save(&state, &answer).await {
+        Ok(id) => {
+            answer.report_url = Some(format!("{base}/r/{id}"));
+            answer.id = Some(id);
+        }
+        Err(message) => answer.report_error = Some(message.to_owned()),
+    }
     tracing::info!(
         target: "tlsdiag::probe",
-        peer = %context.peer(), run = %answer.run, agent = %results.agent,
-        findings = ?answer.findings.iter().map(|f| f.id).collect::<Vec<_>>(),
+        peer = %context.peer(), run = %answer.probe.run, agent = %results.agent,
+        findings = ?answer.findings.iter().map(|f| &*f.id).collect::<Vec<_>>(),
         "probe run"
     );
     Ok(match negotiate(&headers, None) {
-        Format::Text => no_store(crate::report::text::render_run(
-            &answer.verdict,
-            &answer.findings,
-            answer.report_url.as_deref(),
-            answer.report_error,
-        )),
+        Format::Text => no_store(crate::report::text::render_run(&answer)),
         _ => no_store(axum::Json(answer)),
     })
 }

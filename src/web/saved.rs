@@ -13,7 +13,10 @@ use subtle::ConstantTimeEq;
 
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext};
-use crate::reports::{valid_id, valid_label, ReportDoc, ReportMeta, ReportStore, StoredReport};
+use crate::report::html::SavedPage;
+use crate::report::run::ReadError;
+use crate::report::RunReport;
+use crate::reports::{valid_id, valid_label, ReportMeta, ReportStore, StoredReport};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FormatQuery {
@@ -56,27 +59,6 @@ pub(super) async fn json(
         .into_response())
 }
 
-#[derive(Debug, Template)]
-#[template(path = "saved.html")]
-struct SavedPage<'a> {
-    doc: &'a ReportDoc,
-    link: &'a str,
-}
-
-impl SavedPage<'_> {
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
-
-    fn headline_class(&self) -> &'static str {
-        match self.doc.worst.as_deref() {
-            Some("error") => "bad",
-            Some("warning") => "warn",
-            _ => "good",
-        }
-    }
-}
-
 /// `GET /r/{id}`: the saved report as a page (or text for curl, JSON on request).
 pub(super) async fn page(
     State(state): State<AppState>,
@@ -96,13 +78,18 @@ pub(super) async fn page(
         )
             .into_response());
     }
-    let doc: ReportDoc = serde_json::from_str(&report.body)
-        .map_err(|e| AppError::Internal(format!("report {id} does not parse: {e}")))?;
+    let doc = RunReport::from_json(&report.body).map_err(|err| match err {
+        // An older document: its JSON is still served as saved.
+        ReadError::Schema(_) => AppError::Outdated(format!(
+            "{err}; its evidence is at /api/v1/reports/{id} as saved"
+        )),
+        other => AppError::Internal(format!("report {id}: {other}")),
+    })?;
     let context = request
         .extensions()
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
-    let link = format!("{}/r/{}", super::base_url(&request, context), doc.id);
+    let link = format!("{}/r/{id}", super::base_url(&request, context));
     let no_store = (header::CACHE_CONTROL, "no-store");
     Ok(match format {
         Format::Text => (
@@ -113,17 +100,7 @@ pub(super) async fn page(
             crate::report::text::render_saved(&doc, &link),
         )
             .into_response(),
-        _ => (
-            [no_store],
-            Html(
-                SavedPage {
-                    doc: &doc,
-                    link: &link,
-                }
-                .render()?,
-            ),
-        )
-            .into_response(),
+        _ => ([no_store], Html(SavedPage::new(&doc, &link).render()?)).into_response(),
     })
 }
 

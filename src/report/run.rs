@@ -1,0 +1,231 @@
+//! The report of one test run: the answer to `POST /api/v1/probe/results`
+//! and, the same value, the document saved under `/r/{id}`. It is owned and
+//! reads back from its JSON as it was written ([`RunReport::from_json`]), so
+//! the page and text support open later are rendered from exactly what the
+//! customer's run produced, by the same renderers.
+//!
+//! # JSON (`schema_version` 2)
+//!
+//! ```text
+//! { "schema_version": 2, "id": "<32 hex>" | null, "created_at": "...",
+//!   "server_version": "...", "label": "ACME-1234" | null, "agent": "browser" | "check.sh",
+//!   "status": "problem" | "inconclusive" | "clear", "verdict": "<the headline>",
+//!   "worst": "error" | "warning" | "info" | null,
+//!   "findings": [ ...the diagnosis, most important first... ],
+//!   "probe": { "run", "clock_offset_ms", "down": [step], "up": [step],
+//!              "hello": [client step], "tls_check": {...} | null },
+//!   "client": { "address", "port" },
+//!   "connection": { ...the posting connection's report, see `report`... },
+//!   "report_url": "..." (answer only), "report_error": "..." (answer only) }
+//! ```
+//!
+//! Bump [`RUN_SCHEMA_VERSION`] when a field changes meaning or disappears.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ClientView, ConnectionReport};
+use crate::diagnose::{Diagnosis, Finding, Severity, Status, TlsCheck};
+use crate::probe::{ClientResults, ClientStep, ProbeRun, StepView};
+
+pub const RUN_SCHEMA_VERSION: u32 = 2;
+
+/// Both ladders and what check.sh added, as the run saw them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeSection {
+    pub run: String,
+    pub clock_offset_ms: Option<f64>,
+    pub down: Vec<StepView>,
+    pub up: Vec<StepView>,
+    /// check.sh's ClientHello size ladder, as it reported it.
+    #[serde(default)]
+    pub hello: Vec<ClientStep>,
+    #[serde(default)]
+    pub tls_check: Option<TlsCheck>,
+}
+
+/// One run's report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    /// The saved report's id (`None` when nothing was saved).
+    pub id: Option<String>,
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
+    pub created_at: SystemTime,
+    pub server_version: String,
+    /// Support's case label (`?case=`), validated.
+    pub label: Option<String>,
+    /// `browser` or `check.sh`.
+    pub agent: String,
+    pub status: Status,
+    /// The headline: the same words on the page, in check.sh and here.
+    pub verdict: String,
+    /// The most severe finding.
+    pub worst: Option<Severity>,
+    /// The diagnosis, most important first.
+    pub findings: Vec<Finding>,
+    pub probe: ProbeSection,
+    pub client: ClientView,
+    /// The posting connection's full report: its ClientHello (raw bytes
+    /// included), TCP facts, and the address's recent HTTPS attempts.
+    pub connection: ConnectionReport,
+    /// Where the saved report can be read (in the answer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+    /// Why nothing was saved (in the answer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_error: Option<String>,
+}
+
+/// Why a stored document cannot be shown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error("the report was saved by a tlsdiag with report schema {0}; this one reads {RUN_SCHEMA_VERSION}")]
+    Schema(u32),
+    #[error("the stored report does not parse: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl RunReport {
+    pub fn new(
+        results: &ClientResults,
+        run: ProbeRun,
+        diagnosis: Diagnosis,
+        connection: ConnectionReport,
+    ) -> Self {
+        let worst = diagnosis.findings.iter().map(|f| f.severity).max();
+        Self {
+            schema_version: RUN_SCHEMA_VERSION,
+            id: None,
+            created_at: SystemTime::now(),
+            server_version: env!("CARGO_PKG_VERSION").to_owned(),
+            label: results.label.clone(),
+            agent: results.agent.clone(),
+            status: diagnosis.status,
+            verdict: diagnosis.headline,
+            worst,
+            findings: diagnosis.findings,
+            probe: ProbeSection {
+                run: run.run,
+                clock_offset_ms: run.clock_offset_ms,
+                down: run.down,
+                up: run.up,
+                hello: results.hello.clone(),
+                tls_check: results.tls_check.clone(),
+            },
+            client: connection.client.clone(),
+            connection,
+            report_url: None,
+            report_error: None,
+        }
+    }
+
+    /// A stored document, read back (its ClientHellos parsed again from
+    /// their raw bytes).
+    pub fn from_json(json: &str) -> Result<Self, ReadError> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let version: Version = serde_json::from_str(json)?;
+        if version.schema_version != RUN_SCHEMA_VERSION {
+            return Err(ReadError::Schema(version.schema_version));
+        }
+        let mut report: RunReport = serde_json::from_str(json)?;
+        report.connection.rehydrate();
+        Ok(report)
+    }
+
+    /// Rows of the ladder table: bytes, then the down and up cells.
+    pub fn ladder_rows(&self) -> Vec<LadderRow> {
+        let mut sizes: Vec<u64> = self
+            .probe
+            .down
+            .iter()
+            .chain(&self.probe.up)
+            .map(|s| s.bytes)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let cell = |steps: &[StepView], bytes: u64| {
+            steps
+                .iter()
+                .find(|s| s.bytes == bytes)
+                .map(LadderCell::of)
+                .unwrap_or(LadderCell {
+                    text: "-".into(),
+                    ok: None,
+                    ms: None,
+                })
+        };
+        sizes
+            .into_iter()
+            .map(|bytes| LadderRow {
+                bytes,
+                down: cell(&self.probe.down, bytes),
+                up: cell(&self.probe.up, bytes),
+            })
+            .collect()
+    }
+}
+
+/// One size of the ladder table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderRow {
+    pub bytes: u64,
+    pub down: LadderCell,
+    pub up: LadderCell,
+}
+
+/// One direction of one size: "ok, 12 ms" or "failed (timeout)".
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderCell {
+    pub text: String,
+    /// `None` when the step did not run.
+    pub ok: Option<bool>,
+    pub ms: Option<f64>,
+}
+
+impl LadderCell {
+    fn of(step: &StepView) -> Self {
+        let ms = step.client.as_ref().and_then(|c| c.ms);
+        if step.passed() {
+            Self {
+                text: ms.map_or_else(|| "ok".into(), |ms| format!("ok, {ms:.0} ms")),
+                ok: Some(true),
+                ms,
+            }
+        } else if step.failed() {
+            let why = step
+                .client
+                .as_ref()
+                .and_then(|c| c.error.clone())
+                .unwrap_or_else(|| "stalled".into());
+            Self {
+                text: format!("failed ({why})"),
+                ok: Some(false),
+                ms,
+            }
+        } else {
+            Self {
+                text: "-".into(),
+                ok: None,
+                ms: None,
+            }
+        }
+    }
+
+    /// Class for the page: ok / failed / empty.
+    pub fn class(&self) -> &'static str {
+        match self.ok {
+            Some(true) => "ok",
+            Some(false) => "failed",
+            None => "",
+        }
+    }
+}
