@@ -23,6 +23,13 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
+    /// Optional third listener: plain HTTP with full-size packets (no MSS
+    /// clamp), off by default. Where clients can reach it, check.sh runs its
+    /// transfer ladders there when HTTPS fails outright, so the path is still
+    /// tested with full-size packets; and support can point plain curl at it.
+    #[arg(long, env = "TLSDIAG_PROBE_ADDR")]
+    pub probe_addr: Option<SocketAddr>,
+
     /// MSS the plain-HTTP listener announces, so its pages and the results
     /// clients post cross paths that drop full-size packets. 1,220 keeps packets
     /// within 1,280 bytes, the smallest MTU IPv6 allows on any link. 0 disables.
@@ -113,6 +120,8 @@ pub enum CertSource {
 pub struct Config {
     pub https_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The optional full-size plain-HTTP probe listener.
+    pub probe_addr: Option<SocketAddr>,
     /// MSS clamp for the plain-HTTP listener (`None`: the kernel's default).
     pub report_mss: Option<u32>,
     pub cert: CertSource,
@@ -186,6 +195,7 @@ impl Args {
         Ok(Config {
             https_addr: self.https_addr,
             http_addr: self.http_addr,
+            probe_addr: self.probe_addr,
             report_mss: match self.report_mss {
                 0 => None,
                 mss if (536..=65495).contains(&mss) => Some(mss),
@@ -265,6 +275,7 @@ impl Config {
         Self {
             https_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            probe_addr: None,
             report_mss: Some(1220),
             cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),

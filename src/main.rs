@@ -22,6 +22,7 @@ async fn main() -> Result<()> {
     tracing::info!(
         https = %format!("https://{}/", server.https_addr()),
         http = %format!("http://{}/", server.http_addr()),
+        probe = %server.probe_addr().map_or_else(|| "off".to_owned(), |a| format!("http://{a}/")),
         cert = %server.cert_path().display(),
         "tlsdiag listening"
     );

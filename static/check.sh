@@ -7,9 +7,10 @@
 #
 #   curl -s __TLSDIAG_BASE__/check.sh | sh
 #
-# Environment: TLSDIAG_BASE (plain-HTTP address, for results) and
-# TLSDIAG_HTTPS_BASE (the HTTPS address the tests run against) override the
-# addresses; TLSDIAG_CASE sets a support case label.
+# Environment: TLSDIAG_BASE (plain-HTTP address, for results),
+# TLSDIAG_HTTPS_BASE (the HTTPS address the tests run against) and
+# TLSDIAG_PROBE_BASE (a full-size plain-HTTP probe port, used only when HTTPS
+# fails) override the addresses; TLSDIAG_CASE sets a support case label.
 #
 # Exit status: 0 results posted and answered; 1 the server refused the
 # results; 2 cannot run here (no curl, bad address); 3 server unreachable.
@@ -26,6 +27,14 @@ main() {
     BASE=${BASE%/}
     TLS="${TLSDIAG_HTTPS_BASE:-__TLSDIAG_HTTPS_BASE__}"
     TLS=${TLS%/}
+    # The server's optional full-size plain-HTTP probe port: the ladders run
+    # there only when HTTPS fails outright.
+    PROBE="${TLSDIAG_PROBE_BASE:-__TLSDIAG_PROBE_BASE__}"
+    PROBE=${PROBE%/}
+    case $PROBE in
+        http://?*) ;;
+        *) PROBE="" ;;
+    esac
     # A stalled step is obvious within seconds (the server calls it after 3 s
     # without progress); large steps get time for slow links on top.
     STEP_BASE_TIMEOUT=5
@@ -88,7 +97,14 @@ main() {
     : >"$TMP/down.json"
     : >"$TMP/up.json"
     : >"$TMP/hello.json"
-    if [ -z "$HTTPS_ERROR" ]; then
+    LADDER_BASE=$TLS
+    if [ -n "$HTTPS_ERROR" ] && [ -n "$PROBE" ]; then
+        echo "  HTTPS failed ($HTTPS_ERROR): the transfer ladders run on the plain-HTTP"
+        echo "  probe port $PROBE instead (full-size packets, no TLS)."
+        LADDER_BASE=$PROBE
+        K=""
+    fi
+    if [ -z "$HTTPS_ERROR" ] || [ -n "$PROBE" ]; then
         ladder down &
         DOWN_PID=$!
         ladder up &
@@ -299,13 +315,13 @@ ladder() {
         set -- "$@" -s $K --max-time "$T" -o /dev/null \
             -w '%{http_code} %{size_download} %{size_upload} %{time_total} %{exitcode}\n'
         if [ "$DIR" = down ]; then
-            set -- "$@" "$TLS/probe/down/$N?run=$RUN$HOLD"
+            set -- "$@" "$LADDER_BASE/probe/down/$N?run=$RUN$HOLD"
         else
             head -c "$N" /dev/urandom >"$TMP/up.$N"
             # 'Expect:' stops curl from waiting for "100 Continue" before
             # larger bodies, which would add a second to the timing.
             set -- "$@" -H 'Content-Type: application/octet-stream' -H 'Expect:' \
-                --data-binary "@$TMP/up.$N" "$TLS/probe/up?run=$RUN&size=$N$HOLD"
+                --data-binary "@$TMP/up.$N" "$LADDER_BASE/probe/up?run=$RUN&size=$N$HOLD"
         fi
         HOLD=""
     done

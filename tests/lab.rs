@@ -70,6 +70,9 @@ struct Case {
     must_have: (&'static [&'static str], &'static [&'static str]),
     /// Words the headline must contain (both agents).
     headline_has: &'static [&'static str],
+    /// tlsdiag's optional full-size plain-HTTP probe port is on (and the
+    /// client may reach it); only check.sh uses it, so only check.sh runs.
+    probe_port: bool,
 }
 
 fn egress(spec: LabSpec) -> LabSpec {
@@ -78,6 +81,9 @@ fn egress(spec: LabSpec) -> LabSpec {
         ..spec
     }
 }
+
+/// The probe port of the `probe_port` case.
+const PROBE_PORT: u16 = netns::BLOCKED_PORT;
 
 fn cases() -> Vec<Case> {
     vec![
@@ -91,6 +97,7 @@ fn cases() -> Vec<Case> {
             // the path MTU from the download ladder, so it may not show it.)
             must_have: (&["path.black-hole-up"], &["tls.hello-incomplete"]),
             headline_has: &["fragmentation needed"],
+            probe_port: false,
         },
         Case {
             name: "s2c-1280",
@@ -104,6 +111,7 @@ fn cases() -> Vec<Case> {
             browser: Broken::Down,
             must_have: (&["path.black-hole-down", "path.response-stalled"], &[]),
             headline_has: &["toward you"],
+            probe_port: false,
         },
         Case {
             name: "s2c-chain",
@@ -113,6 +121,7 @@ fn cases() -> Vec<Case> {
             browser: Broken::Down,
             must_have: (&["path.flight-stalled"], &["path.flight-stalled"]),
             headline_has: &["toward you", "handshake reply"],
+            probe_port: false,
         },
         Case {
             name: "both-1280",
@@ -132,6 +141,7 @@ fn cases() -> Vec<Case> {
                 &["tls.hello-incomplete"],
             ),
             headline_has: &[],
+            probe_port: false,
         },
         Case {
             name: "ctl-1400",
@@ -141,6 +151,7 @@ fn cases() -> Vec<Case> {
             browser: Broken::Nothing,
             must_have: (&[], &[]),
             headline_has: &["No problem found"],
+            probe_port: false,
         },
         Case {
             name: "ctl-1280",
@@ -153,6 +164,7 @@ fn cases() -> Vec<Case> {
             browser: Broken::Nothing,
             must_have: (&[], &[]),
             headline_has: &["No problem found"],
+            probe_port: false,
         },
         Case {
             name: "frags",
@@ -166,6 +178,7 @@ fn cases() -> Vec<Case> {
             browser: Broken::Up,
             must_have: (&["path.fragments-dropped"], &["path.fragments-dropped"]),
             headline_has: &["fragments"],
+            probe_port: false,
         },
         Case {
             name: "v6-c2s",
@@ -175,6 +188,22 @@ fn cases() -> Vec<Case> {
             browser: Broken::Up,
             must_have: (&["path.black-hole-up"], &["tls.hello-incomplete"]),
             headline_has: &["ICMPv6 \"packet too big\""],
+            probe_port: false,
+        },
+        Case {
+            // HTTPS cannot complete (the chain), but the client may reach the
+            // optional plain-HTTP probe port: check.sh tests the path there.
+            name: "chain-probe",
+            spec: LabSpec {
+                egress_only: Some(vec![HTTPS_PORT, HTTP_PORT, PROBE_PORT]),
+                ..LabSpec::server_to_client_black_hole()
+            },
+            big_chain: true,
+            check_sh: Broken::Down,
+            browser: Broken::Down,
+            must_have: (&["path.flight-stalled", "path.black-hole-down"], &[]),
+            headline_has: &["toward you"],
+            probe_port: true,
         },
     ]
 }
@@ -239,7 +268,12 @@ fn every_lab_case_gets_the_right_verdict_from_check_sh_and_the_browser() {
             continue;
         }
         let case = Arc::new(case);
-        for (j, agent) in ["check.sh", "browser"].into_iter().enumerate() {
+        let agents: &[&str] = if case.probe_port {
+            &["check.sh"]
+        } else {
+            &["check.sh", "browser"]
+        };
+        for (j, &agent) in agents.iter().enumerate() {
             let (case, slots, chain) = (case.clone(), slots.clone(), chain.clone());
             // One lowercase letter pair per lab keeps their namespaces apart.
             let tag = format!("{}{}", (b'a' + i as u8) as char, (b'a' + j as u8) as char);
@@ -279,16 +313,22 @@ fn run_case(
     chain: &(PathBuf, PathBuf, PathBuf),
 ) -> String {
     let mut lab = Lab::build(tag, &case.spec);
+    let mut args = Vec::new();
     if case.big_chain {
         assert!(
             !case.spec.ipv6,
             "the large chain is made for the IPv4 server"
         );
-        let (chain, key) = (chain.0.display().to_string(), chain.1.display().to_string());
-        lab.start_server_with(&["--tls-cert", &chain, "--tls-key", &key]);
-    } else {
-        lab.start_server();
+        args.extend(["--tls-cert".to_owned(), chain.0.display().to_string()]);
+        args.extend(["--tls-key".to_owned(), chain.1.display().to_string()]);
     }
+    if case.probe_port {
+        args.extend([
+            "--probe-addr".to_owned(),
+            format!("{}:{PROBE_PORT}", lab.server_host()),
+        ]);
+    }
+    lab.start_server_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let base = format!("http://{}:{HTTP_PORT}", lab.server_host());
     let verdict = match agent {
         "check.sh" => run_check_sh(&lab, &base, case),

@@ -55,20 +55,33 @@ pub(super) fn flight_stalled(attempt: &TlsAttempt) -> Option<Finding> {
     let f = Finding::new(
         "path.flight-stalled",
         Severity::Error,
-        format!(
-            "MTU black hole toward you: our {}-byte handshake reply (certificate chain included) \
-             was acknowledged only up to {} bytes",
-            thousands(flight.written as usize),
-            thousands(flight.acknowledged as usize)
-        ),
+        match flight.acknowledged {
+            0 => format!(
+                "MTU black hole toward you: our {}-byte handshake reply (certificate chain \
+                 included) never reached you",
+                thousands(flight.written as usize)
+            ),
+            acked => format!(
+                "MTU black hole toward you: our {}-byte handshake reply (certificate chain \
+                 included) was acknowledged only up to {} bytes",
+                thousands(flight.written as usize),
+                thousands(acked as usize)
+            ),
+        },
     )
     .explain(format!(
         "Your ClientHello arrived whole, and we answered with our ServerHello and certificate \
-         chain: several full-size packets. Your side acknowledged the first {} bytes and nothing \
-         after, though we resent {} time(s). The path toward you drops packets above its MTU, and \
-         the {} message that would make us send smaller ones never reaches us. A large certificate \
-         chain (or a post-quantum key share) is what makes the reply need full-size packets.",
-        thousands(flight.acknowledged as usize),
+         chain: several full-size packets. {}, though we resent {} time(s). The path toward you \
+         drops packets above its MTU, and the {} message that would make us send smaller ones \
+         never reaches us. A large certificate chain (or a post-quantum key share) is what makes \
+         the reply need full-size packets.",
+        match flight.acknowledged {
+            0 => "Your side acknowledged none of it".to_owned(),
+            acked => format!(
+                "Your side acknowledged the first {} bytes and nothing after",
+                thousands(acked as usize)
+            ),
+        },
         flight.retransmissions,
         ip.too_big_message()
     ));

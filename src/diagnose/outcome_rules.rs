@@ -254,10 +254,16 @@ pub(super) fn hello_fragments_dropped(attempt: &TlsAttempt) -> Option<Finding> {
         Finding::new(
             "path.fragments-dropped",
             Severity::Error,
-            format!(
-                "IP fragments from your network are dropped: your ClientHello stopped after {}{of} bytes",
-                thousands(*received)
-            ),
+            match received {
+                0 => "IP fragments from your network are dropped: the first packet of your \
+                      ClientHello never arrived"
+                    .to_owned(),
+                n => format!(
+                    "IP fragments from your network are dropped: your ClientHello stopped after \
+                     {}{of} bytes",
+                    thousands(*n)
+                ),
+            },
         )
         .explain(
             "Your computer sends without the \"don't fragment\" flag, so a router with a smaller \

@@ -58,6 +58,7 @@ impl Shared {
 pub struct Server {
     https: TcpListener,
     http: TcpListener,
+    probe: Option<TcpListener>,
     shared: Arc<Shared>,
     cert_path: PathBuf,
 }
@@ -74,13 +75,24 @@ impl Server {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| bind_hint("HTTP", config.http_addr))?;
+        let probe = match config.probe_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| bind_hint("probe", addr))?,
+            ),
+            None => None,
+        };
         if let Some(mss) = config.report_mss {
             // Reports must reach clients whose path drops full-size packets.
             if let Err(err) = crate::sys::set_max_segment(http.as_fd(), mss) {
                 tracing::warn!(error = %err, mss, "cannot clamp the plain-HTTP listener's MSS");
             }
         }
-        for listener in [&https, &http] {
+        for listener in [Some(&https), Some(&http), probe.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             // Without it reports lack the SYN facts; everything else still works.
             if let Err(err) = crate::sys::enable_save_syn(listener.as_fd()) {
                 tracing::warn!(error = %err, "TCP_SAVE_SYN unavailable: reports will not show the client's SYN");
@@ -102,7 +114,13 @@ impl Server {
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
             .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
-            .with_http_port(http.local_addr().map(|a| a.port()).unwrap_or(0));
+            .with_http_port(http.local_addr().map(|a| a.port()).unwrap_or(0))
+            .with_probe_port(
+                probe
+                    .as_ref()
+                    .and_then(|p| p.local_addr().ok())
+                    .map(|a| a.port()),
+            );
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
@@ -113,6 +131,7 @@ impl Server {
         Ok(Self {
             https,
             http,
+            probe,
             shared,
             cert_path,
         })
@@ -130,6 +149,11 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// The optional full-size plain-HTTP probe listener's address.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe.as_ref().and_then(|p| p.local_addr().ok())
+    }
+
     /// The PEM file of the certificate being served (for clients that must trust it).
     pub fn cert_path(&self) -> &std::path::Path {
         &self.cert_path
@@ -145,11 +169,18 @@ impl Server {
         }
         let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let https = accept_loop(self.https, limit.clone(), self.shared.clone(), tls::serve);
-        let http = accept_loop(self.http, limit, self.shared, plain::serve);
+        let http = accept_loop(self.http, limit.clone(), self.shared.clone(), plain::serve);
+        let probe = async {
+            match self.probe {
+                Some(probe) => accept_loop(probe, limit, self.shared, plain::serve_full_size).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown => tracing::info!("shutting down"),
             _ = https => {},
             _ = http => {},
+            _ = probe => {},
         }
     }
 }
@@ -167,6 +198,7 @@ pub(crate) fn tcp_facts(stream: &TcpStream, mss_clamp: Option<u32>) -> TcpFacts 
         syn,
         handle,
         mss_clamp,
+        our_mss_at_start: None,
     }
 }
 

@@ -17,8 +17,38 @@ pub(super) async fn serve(
     local: SocketAddr,
     shared: Arc<Shared>,
 ) {
+    let clamp = shared.config.report_mss;
+    serve_clamped(stream, peer, local, shared, clamp).await;
+}
+
+/// The optional probe listener: the same application with full-size packets,
+/// for a path test when HTTPS fails outright.
+pub(super) async fn serve_full_size(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+) {
+    serve_clamped(stream, peer, local, shared, None).await;
+}
+
+async fn serve_clamped(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+    clamp: Option<u32>,
+) {
     let _ = stream.set_nodelay(true);
-    let tcp = super::tcp_facts(&stream, shared.config.report_mss);
+    let mut tcp = super::tcp_facts(&stream, clamp);
+    // What we announced, before anything this connection carries can teach
+    // us a smaller path MTU: a probe upload's packets are only as large as this.
+    tcp.our_mss_at_start = tcp
+        .handle
+        .as_ref()
+        .and_then(|h| h.info())
+        .map(|t| t.advmss)
+        .filter(|&m| m > 0);
     super::http::serve(
         stream,
         ConnectionContext::Plain { peer, local },

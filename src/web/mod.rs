@@ -61,6 +61,9 @@ pub struct TcpFacts {
     /// A clamped connection carries only small packets: nothing measured on it
     /// can vouch for full-size ones.
     pub mss_clamp: Option<u32>,
+    /// Our MSS as the connection began (plain-HTTP listeners; an HTTPS
+    /// connection's is in its attempt's capture snapshot).
+    pub our_mss_at_start: Option<u32>,
 }
 
 impl ConnectionContext {
@@ -94,6 +97,8 @@ pub struct AppState {
     /// Port of the plain-HTTP listener: where check.sh and the entry page are
     /// fetched (it gets through when HTTPS does not).
     pub http_port: u16,
+    /// Port of the optional full-size plain-HTTP probe listener.
+    pub probe_port: Option<u16>,
 }
 
 impl AppState {
@@ -111,6 +116,7 @@ impl AppState {
             admin_token: None,
             https_port: 0,
             http_port: 0,
+            probe_port: None,
         }
     }
 
@@ -121,6 +127,11 @@ impl AppState {
 
     pub fn with_https_port(mut self, port: u16) -> Self {
         self.https_port = port;
+        self
+    }
+
+    pub fn with_probe_port(mut self, port: Option<u16>) -> Self {
+        self.probe_port = port;
         self
     }
 
@@ -211,7 +222,7 @@ pub(crate) fn plain_base(
 }
 
 /// This server's host as the client named it, with another scheme and port.
-fn other_base(
+pub(crate) fn other_base(
     request: &axum::extract::Request,
     context: &ConnectionContext,
     scheme: &str,

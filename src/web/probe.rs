@@ -102,7 +102,8 @@ fn packet_limits(context: &ConnectionContext, tcp: &TcpFacts) -> PacketLimits {
         our_mss_at_start: attempt
             .and_then(|a| a.tcp)
             .map(|t| t.advmss)
-            .filter(|&m| m > 0),
+            .filter(|&m| m > 0)
+            .or(tcp.our_mss_at_start),
     }
 }
 
@@ -450,6 +451,13 @@ pub(super) async fn check_sh(
         .replace(
             "__TLSDIAG_HTTPS_BASE__",
             &super::https_base(&request, &context, state.https_port),
+        )
+        .replace(
+            "__TLSDIAG_PROBE_BASE__",
+            &state
+                .probe_port
+                .map(|port| super::other_base(&request, &context, "http", port))
+                .unwrap_or_default(),
         )
         .replace("__TLSDIAG_BASE__", &super::base_url(&request, &context))
         .replace("__TLSDIAG_LABEL__", &label);
