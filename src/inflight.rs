@@ -11,7 +11,7 @@
 //! its connection's capture and handshake, and reports read at most
 //! [`MAX_SHOWN`] per address.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -174,10 +174,12 @@ impl Snapshot {
     }
 }
 
-/// All pending connections, by client address.
+/// All pending connections, by client address, then by id (ids grow, so the
+/// newest are last; adding and removing one costs a tree step, however many
+/// connections one address holds).
 #[derive(Debug, Default)]
 pub struct InFlight {
-    by_address: Mutex<HashMap<IpAddr, Vec<Arc<Pending>>>>,
+    by_address: Mutex<HashMap<IpAddr, BTreeMap<u64, Arc<Pending>>>>,
 }
 
 /// Removes its entry when the connection's attempt ends (or its task dies).
@@ -198,7 +200,7 @@ impl Drop for Registration<'_> {
         let address = self.pending.peer.ip().to_canonical();
         let mut map = self.registry.lock();
         if let Some(list) = map.get_mut(&address) {
-            list.retain(|p| p.id != self.pending.id);
+            list.remove(&self.pending.id);
             if list.is_empty() {
                 map.remove(&address);
             }
@@ -230,7 +232,7 @@ impl InFlight {
         self.lock()
             .entry(peer.ip().to_canonical())
             .or_default()
-            .push(pending.clone());
+            .insert(id, pending.clone());
         Registration {
             registry: self,
             pending,
@@ -242,13 +244,13 @@ impl InFlight {
         let newest: Vec<Arc<Pending>> = self
             .lock()
             .get(&address.to_canonical())
-            .map(|list| list.iter().rev().take(MAX_SHOWN).cloned().collect())
+            .map(|list| list.values().rev().take(MAX_SHOWN).cloned().collect())
             .unwrap_or_default();
         // TCP_INFO is read outside the lock.
         newest.iter().map(|p| p.snapshot()).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Vec<Arc<Pending>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, BTreeMap<u64, Arc<Pending>>>> {
         // Only plain data behind it; keep serving after a panic elsewhere.
         self.by_address
             .lock()

@@ -42,8 +42,6 @@
     table: part('table'),
     tbody: part('table') ? part('table').querySelector('tbody') : null,
     chart: part('chart'),
-    verdict: part('verdict'),
-    findings: part('findings'),
     link: part('link'),
     curl: part('curl')
   };
@@ -350,6 +348,7 @@
   function renderFinding(f) {
     var sev = ['info', 'warning', 'error'].indexOf(f.severity) >= 0 ? f.severity : 'info';
     var art = el('article', 'finding ' + sev);
+    if (typeof f.id === 'string') art.id = f.id;
     var h = el('h3');
     h.appendChild(el('span', 'sev', sev));
     h.appendChild(document.createTextNode(' ' + (f.title || f.id || '')));
@@ -432,13 +431,13 @@
   function renderAnswer(ans) {
     var verdict = (ans && typeof ans.verdict === 'string' && ans.verdict) ? ans.verdict : 'No verdict.';
     var section = document.getElementById('findings');
-    var list = section ? section.querySelector('.findings-list') : ui.findings;
+    var list = section ? section.querySelector('.findings-list') : null;
     if (list) {
       clear(list);
       (Array.isArray(ans.findings) ? ans.findings : []).forEach(function (f) {
         if (f && typeof f === 'object') list.appendChild(renderFinding(f));
       });
-      if (section) section.hidden = !list.firstChild; else list.hidden = !list.firstChild;
+      section.hidden = !list.firstChild;
     }
     renderLink(ans.report_url);
     return verdict;
@@ -487,8 +486,7 @@
   // ---------- the run ----------
 
   function resetOutput() {
-    [ui.verdict, ui.findings, ui.link].forEach(function (n) { if (n) { clear(n); n.hidden = true; } });
-    if (ui.verdict) ui.verdict.className = 'probe-verdict';
+    if (ui.link) { clear(ui.link); ui.link.hidden = true; }
     root.removeAttribute('data-verdict');
     root.removeAttribute('data-run');
   }

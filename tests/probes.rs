@@ -249,3 +249,41 @@ async fn the_server_watches_a_download_to_its_last_acknowledged_byte() {
     }
     panic!("the server never recorded the download");
 }
+
+/// The entry URL is plain HTTP, so nothing may ever pin the host to HTTPS
+/// (HSTS covers every port of a host); and only pages of this host may read
+/// a visitor's report across the two origins.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_hsts_and_cors_only_for_this_host() {
+    let server = TestServer::start().await;
+    let config = server.client_config(&["http/1.1"]);
+    let own_page = format!("http://localhost:{}", server.http.port());
+    for (origin, allowed) in [(own_page.as_str(), true), ("http://evil.example", false)] {
+        let raw = https_get_raw(
+            server.https,
+            config.clone(),
+            "localhost",
+            "/api/v1/connection",
+            &[("Origin", origin)],
+        )
+        .await;
+        let head = String::from_utf8_lossy(&raw).to_lowercase();
+        let head = head.split("\r\n\r\n").next().unwrap().to_owned();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("strict-transport-security"), "{head}");
+        assert_eq!(
+            head.contains(&format!("access-control-allow-origin: {origin}")),
+            allowed,
+            "{origin}: {head}"
+        );
+    }
+    let (head, _) = exchange(
+        &server,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        !head.to_lowercase().contains("strict-transport-security"),
+        "{head}"
+    );
+}

@@ -98,6 +98,17 @@ const DOWN_BROKEN: &[&str] = &[
 ];
 
 pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
+    let findings = findings(o, server);
+    let (status, headline) = headline(&findings, o.ip);
+    Diagnosis {
+        status,
+        headline,
+        findings,
+    }
+}
+
+/// Every finding the evidence supports, each id once, most important first.
+fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
     let mut findings: Vec<Finding> = Vec::new();
     let add = |f: Finding, findings: &mut Vec<Finding>| {
         if !findings.iter().any(|seen| seen.id == f.id) {
@@ -159,7 +170,11 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
         add(f, &mut findings);
     }
     super::sort(&mut findings);
+    findings
+}
 
+/// The one line every view leads with, and the status it stands for.
+fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
     // The first finding of a kind, in rank order; dropped fragments name the
     // cause more precisely than the black hole they make, so they lead.
     let top = |ids: &[&str]| {
@@ -173,8 +188,8 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
         .iter()
         .filter(|f| f.id.starts_with("path.untested-"))
         .collect();
-    let icmp = o.ip.too_big_message();
-    let (status, headline) = match (top(UP_BROKEN), top(DOWN_BROKEN)) {
+    let icmp = ip.too_big_message();
+    match (top(UP_BROKEN), top(DOWN_BROKEN)) {
         (Some(up), Some(down)) => (
             Status::Problem,
             format!(
@@ -208,6 +223,18 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
         ),
         (None, None) => match (error, untested.as_slice()) {
             (Some(f), _) => (Status::Problem, format!("{}.", f.title)),
+            // Transfers that failed at no particular size: nothing to name,
+            // but not a path that worked either.
+            (None, []) if findings.iter().any(|f| f.id.starts_with("path.loss-")) => {
+                let loss = findings.iter().find(|f| f.id.starts_with("path.loss-"));
+                (
+                    Status::Inconclusive,
+                    format!(
+                        "Inconclusive: {}; that is not a packet-size limit, see below.",
+                        loss.map_or("some transfers failed", |f| f.title.as_str())
+                    ),
+                )
+            }
             (None, []) => match findings.iter().find(|f| f.severity == Severity::Warning) {
                 // Nothing broke, but something the customer should know of
                 // (a foreign certificate, a skewed clock) must not hide
@@ -245,11 +272,6 @@ pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
                     .to_owned(),
             ),
         },
-    };
-    Diagnosis {
-        status,
-        headline,
-        findings,
     }
 }
 
@@ -530,6 +552,25 @@ mod tests {
         assert!(
             d.headline
                 .contains("our 5,120-byte response was never acknowledged past 1,228 bytes"),
+            "{}",
+            d.headline
+        );
+    }
+
+    #[test]
+    fn failures_at_no_particular_size_are_not_an_all_clear() {
+        let r = run(
+            ladder(
+                Direction::Down,
+                &[(512, false), (4000, true), (65536, true)],
+                None,
+            ),
+            ladder(Direction::Up, &CLEAN, None),
+        );
+        let d = diagnose_with(IpVersion::V4, &[], Some(&r));
+        assert_eq!(d.status, Status::Inconclusive, "{d:#?}");
+        assert!(
+            d.headline.contains("not a packet-size limit"),
             "{}",
             d.headline
         );

@@ -1,7 +1,6 @@
 //! One connection to the HTTPS port: capture the ClientHello, hand the same bytes
 //! to rustls, record the attempt whatever happens, then serve HTTP on success.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,8 +18,8 @@ use crate::fingerprint::Fingerprints;
 use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::inflight::Stage;
-use crate::tcp::TcpHandle;
 use crate::web::ConnectionContext;
+use crate::web::TcpFacts;
 
 pub(super) async fn serve(
     stream: TcpStream,
@@ -130,13 +129,7 @@ pub(super) async fn serve(
     drop(pending);
 
     if let Some(tls) = tls_stream {
-        let after = record.after_handshake.clone();
-        let handle = tcp.handle.clone();
-        let serve = super::http::serve(tls, ConnectionContext::Tls(record), tcp, &shared);
-        match handle {
-            Some(handle) => follow_responses(serve, &handle, &after).await,
-            None => serve.await,
-        }
+        serve_and_follow(tls, record, tcp, &shared).await;
     }
 }
 
@@ -147,20 +140,34 @@ pub(super) async fn serve(
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 const FOLLOW_FOR: Duration = Duration::from_secs(30);
 
-/// Serves the connection while keeping `after` up to date with the fate of
-/// what we send, so a response the client never receives is on record (and on
-/// the plain-HTTP report) while the connection still hangs.
-async fn follow_responses(
-    serve: impl Future<Output = ()>,
-    handle: &TcpHandle,
-    after: &AfterHandshake,
+/// Serves HTTP on the connection while keeping its attempt's record of what
+/// we sent up to date, so a response the client never receives is on record
+/// (and on the plain-HTTP report) while the connection still hangs.
+async fn serve_and_follow(
+    tls: tokio_rustls::server::TlsStream<PrefixedIo<TcpStream>>,
+    record: Arc<TlsAttempt>,
+    tcp: TcpFacts,
+    shared: &Shared,
 ) {
-    tokio::pin!(serve);
+    let after = record.after_handshake.clone();
+    let handle = tcp.handle.clone();
+    // Built and pinned in place: the HTTP future is this task's largest part,
+    // and a copy moved from a local or a parameter could keep a second slot in
+    // the task's state, which every idle connection would pay for.
+    let mut serve = std::pin::pin!(super::http::serve(
+        tls,
+        ConnectionContext::Tls(record),
+        tcp,
+        shared
+    ));
+    let Some(handle) = handle else {
+        return serve.await;
+    };
     let start = Instant::now();
     let mut tick = tokio::time::interval_at(start + FOLLOW_EVERY, FOLLOW_EVERY);
     loop {
         tokio::select! {
-            () = &mut serve => break,
+            () = serve.as_mut() => break,
             _ = tick.tick(), if start.elapsed() < FOLLOW_FOR => {
                 if let Some(info) = handle.info() {
                     after.update(SentData::from_tcp(&info));

@@ -175,7 +175,7 @@ pub async fn get_with_delivery(
     .expect("client thread")
 }
 
-/// GET over TLS with tokio-rustls, HTTP/1.1, `Connection: close`.
+/// GET over TLS with tokio-rustls, HTTP/1.1, `Connection: close`: the body.
 pub async fn https_get(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
@@ -183,6 +183,17 @@ pub async fn https_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> String {
+    body_of(&https_get_raw(addr, config, sni, path, headers).await)
+}
+
+/// The same, the whole response (status line and headers included).
+pub async fn https_get_raw(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    sni: &'static str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let connector = tokio_rustls::TlsConnector::from(config);
@@ -198,7 +209,7 @@ pub async fn https_get(
     tls.write_all(request.as_bytes()).await.expect("request");
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
-    body_of(&response)
+    response
 }
 
 /// GET over plain HTTP from a chosen loopback source address.
