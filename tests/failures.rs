@@ -374,3 +374,53 @@ async fn no_shared_group_and_no_shared_signature_scheme_list_both_sides() {
         "ecdsa_secp256r1_sha256"
     );
 }
+
+/// A ClientHello that stops arriving is visible while it hangs, long before
+/// the server's hello timeout ends it: the customer's page and check.sh get
+/// their verdict within seconds, not after a minute.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_hello_shows_up_after_three_seconds_before_its_timeout() {
+    let server = TestServer::start_with(|mut c| {
+        c.hello_timeout = Duration::from_secs(60);
+        c
+    })
+    .await;
+    let mut tcp = TcpStream::connect(server.https).await.unwrap();
+    tcp.write_all(&CHROMIUM_HELLO[..1460]).await.unwrap();
+    let started = std::time::Instant::now();
+    let attempt = loop {
+        let attempts = server.attempts_from(LOCAL.into()).await;
+        if let Some(a) = attempts["attempts"].get(0) {
+            break a.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hanging hello never showed up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(6),
+        "shown after {waited:?}"
+    );
+    assert_eq!(
+        attempt["outcome"]["kind"], "hello_incomplete",
+        "{attempt:#}"
+    );
+    assert_eq!(attempt["outcome"]["ended"], "waiting");
+    assert_eq!(attempt["outcome"]["received"], 1460);
+    assert_eq!(attempt["outcome"]["expected"], CHROMIUM_HELLO.len());
+    let f = finding(&attempt, "tls.hello-incomplete");
+    assert!(
+        f["explanation"].as_str().unwrap().contains("still waiting"),
+        "{f:#}"
+    );
+    // The plain-HTTP report leads with it.
+    let text = http_request_from(server.http, LOCAL.into(), "/", &[("User-Agent", "curl/8")]).await;
+    assert!(
+        text.contains("Your ClientHello stopped after 1,460 of 1,917 bytes."),
+        "{text}"
+    );
+    drop(tcp);
+}
