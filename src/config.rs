@@ -37,6 +37,13 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_REPORT_MSS", default_value_t = 1220)]
     pub report_mss: u32,
 
+    /// Next-hop MTU our own ICMP "fragmentation needed" / "packet too big"
+    /// announces to a client whose ClientHello is stuck behind a black hole
+    /// (at least 1,280: it can only make packets smaller). Sending needs
+    /// CAP_NET_RAW; without it the test is skipped and reports say why.
+    #[arg(long, env = "TLSDIAG_ICMP_MTU", default_value_t = 1280)]
+    pub icmp_mtu: u32,
+
     /// PEM certificate chain (leaf first). Without it, a self-signed certificate
     /// for localhost is generated into --certs-dir on first start and reused after.
     #[arg(long, env = "TLSDIAG_TLS_CERT", requires = "tls_key")]
@@ -124,6 +131,8 @@ pub struct Config {
     pub probe_addr: Option<SocketAddr>,
     /// MSS clamp for the plain-HTTP listener (`None`: the kernel's default).
     pub report_mss: Option<u32>,
+    /// The MTU our ICMP test announces.
+    pub icmp_mtu: u32,
     pub cert: CertSource,
     pub hello_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -173,6 +182,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("--report-mss must be 0 (off) or between 536 and 65495")]
     Mss,
+    #[error("--icmp-mtu must be between 1280 (the IPv6 minimum) and 65535")]
+    IcmpMtu,
     #[error("--admin-token must be at least 16 characters")]
     WeakToken,
 }
@@ -196,6 +207,10 @@ impl Args {
             https_addr: self.https_addr,
             http_addr: self.http_addr,
             probe_addr: self.probe_addr,
+            icmp_mtu: match self.icmp_mtu {
+                mtu @ 1280..=65535 => mtu,
+                _ => return Err(ConfigError::IcmpMtu),
+            },
             report_mss: match self.report_mss {
                 0 => None,
                 mss if (536..=65495).contains(&mss) => Some(mss),
@@ -277,6 +292,7 @@ impl Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             probe_addr: None,
             report_mss: Some(1220),
+            icmp_mtu: 1280,
             cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use crate::attempt::{AfterHandshake, Arrival, Outcome, SentData, StallEnd, TlsAttempt};
+use crate::attempt::{AfterHandshake, Arrival, IcmpProbe, Outcome, SentData, StallEnd, TlsAttempt};
 use crate::capture::ReadEvent;
 use crate::tcp::{TcpHandle, TcpInfo};
 
@@ -51,9 +51,15 @@ pub struct Pending {
     expected: AtomicU64,
     reads: AtomicU64,
     first_read: AtomicU64,
+    /// Our ICMP test so far (set when sent, final when the hello ends).
+    icmp: Mutex<Option<IcmpProbe>>,
 }
 
 impl Pending {
+    pub fn set_icmp(&self, probe: IcmpProbe) {
+        *self.icmp.lock().unwrap_or_else(|p| p.into_inner()) = Some(probe);
+    }
+
     /// After each read of the ClientHello: bytes so far, the size of this
     /// read, and the total the headers announced (when known).
     pub fn set_progress(&self, received: usize, read: usize, expected: Option<usize>) {
@@ -89,6 +95,7 @@ impl Pending {
                 n => Some(n as usize),
             },
             tcp: self.handle.as_ref().and_then(TcpHandle::info),
+            icmp: self.icmp.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 }
@@ -107,13 +114,43 @@ pub struct Snapshot {
     pub first_read: usize,
     pub expected: Option<usize>,
     pub tcp: Option<TcpInfo>,
+    pub icmp: Option<IcmpProbe>,
 }
+
+/// A "no change" after our ICMP is only said once the client had this long
+/// to react (it resends within a round trip when the message reaches it).
+const ICMP_VERDICT_AFTER_MS: f64 = 2000.0;
 
 /// A connection shows as stalled once it has waited this long with nothing
 /// new arriving (the same bar as a stalled transfer).
 const STALLED_AFTER_MS: u32 = crate::attempt::STALL_AFTER_MS;
 
 impl Snapshot {
+    /// Our ICMP test as it stands: final once the hello ended (rescued or
+    /// not); while it still hangs, "no change" only after the client had
+    /// time to react.
+    fn icmp_so_far(&self) -> Option<IcmpProbe> {
+        match self.icmp.clone()? {
+            IcmpProbe::NoChange {
+                message,
+                mtu,
+                sent_at_ms,
+                held_segments,
+                ..
+            } if self.stage == Stage::ReadingHello => {
+                let waited_ms = self.waited_ms - sent_at_ms;
+                (waited_ms >= ICMP_VERDICT_AFTER_MS).then_some(IcmpProbe::NoChange {
+                    message,
+                    mtu,
+                    sent_at_ms,
+                    waited_ms,
+                    held_segments,
+                })
+            }
+            other => Some(other),
+        }
+    }
+
     /// The attempt as it would be recorded if it ended now, when it is
     /// visibly stuck: a ClientHello that stopped arriving, or our handshake
     /// reply that stopped being acknowledged. `None` while it is just young.
@@ -138,7 +175,17 @@ impl Snapshot {
                     }
                 }
             }
-            Stage::Handshaking if SentData::from_tcp(&tcp).stalled() => Outcome::HandshakeTimeout,
+            // Our reply unacknowledged and resent after long enough. (Not the
+            // time since the last ACK: a client that just gave up sends one
+            // with its FIN, and its attempt is not recorded yet.)
+            Stage::Handshaking
+                if self.waited_ms >= f64::from(STALLED_AFTER_MS) && {
+                    let flight = SentData::from_tcp(&tcp);
+                    flight.acknowledged < flight.written && flight.retransmissions > 0
+                } =>
+            {
+                Outcome::HandshakeTimeout
+            }
             Stage::Handshaking => return None,
         };
         Some(TlsAttempt {
@@ -170,6 +217,7 @@ impl Snapshot {
             tcp: Some(tcp),
             handshake_flight: (self.stage == Stage::Handshaking).then(|| SentData::from_tcp(&tcp)),
             after_handshake: AfterHandshake::default(),
+            icmp_probe: self.icmp_so_far(),
         })
     }
 }
@@ -228,6 +276,7 @@ impl InFlight {
             expected: AtomicU64::new(0),
             reads: AtomicU64::new(0),
             first_read: AtomicU64::new(0),
+            icmp: Mutex::new(None),
         });
         self.lock()
             .entry(peer.ip().to_canonical())

@@ -26,6 +26,7 @@
 //! | [`probe`] | stepped-size transfer probes: payload, `TCP_INFO` watcher, run model |
 //! | [`profile`] | what this server accepts, for "you offered X, we accept Y" |
 //! | [`recent`] | recent attempts and probe observations per client address, in memory, bounded |
+//! | [`icmp`] | our own ICMP "fragmentation needed" toward a stuck client, and its limits |
 //! | [`inflight`] | HTTPS connections whose attempt has not ended, readable while they hang |
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
@@ -41,6 +42,7 @@ pub mod config;
 pub mod diagnose;
 pub mod fingerprint;
 pub mod hello;
+pub mod icmp;
 pub mod inflight;
 pub mod probe;
 pub mod profile;

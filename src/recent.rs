@@ -229,6 +229,7 @@ mod tests {
             tcp: None,
             handshake_flight: None,
             after_handshake: Default::default(),
+            icmp_probe: None,
         })
     }
 

@@ -1,9 +1,9 @@
 #!/bin/sh
 # tlsdiag path test, for a shell. Over the server's HTTPS port (the real TLS
-# path, full-size packets) it checks our certificate, tries ClientHellos of
-# stepped sizes (with openssl, when present) and transfers stepped sizes in
-# both directions; then it posts what it saw over plain HTTP, which gets
-# through even a broken path, and prints the server's diagnosis. Needs curl.
+# path, full-size packets) it checks our certificate, transfers stepped sizes
+# in both directions, then tries ClientHellos of stepped sizes (with openssl,
+# when present); then it posts what it saw over plain HTTP, which gets through
+# even a broken path, and prints the server's diagnosis. Needs curl.
 #
 #   curl -s __TLSDIAG_BASE__/check.sh | sh
 #
@@ -90,10 +90,7 @@ main() {
 
     # 2. Transfers of stepped sizes over HTTPS, both directions at once, each
     #    on a connection of its own opened now, while nothing has taught either
-    #    end a smaller packet size yet. Then, once those connections stand,
-    #    ClientHellos of stepped sizes (new connections, all at once): their
-    #    large packets may teach this computer a smaller path MTU, which would
-    #    shrink the packets of connections opened after them.
+    #    end a smaller packet size yet.
     : >"$TMP/down.json"
     : >"$TMP/up.json"
     : >"$TMP/hello.json"
@@ -109,20 +106,24 @@ main() {
         DOWN_PID=$!
         ladder up &
         UP_PID=$!
-        sleep 1
     else
         DOWN_PID=""
         echo "  HTTPS to $TLS failed ($HTTPS_ERROR): the transfer ladders cannot run."
         echo "  The server's own view of your HTTPS attempts decides the verdict."
     fi
+    if [ -n "$DOWN_PID" ]; then
+        wait "$DOWN_PID"
+        wait "$UP_PID"
+    fi
+    echo
+    # 3. ClientHellos of stepped sizes (new connections, all at once), last:
+    #    the server may answer a stuck one with its own "fragmentation
+    #    needed", which would teach this computer a smaller path MTU and make
+    #    later transfers test nothing.
     if command -v openssl >/dev/null 2>&1; then
         hello_ladder
     else
         echo "  hello  openssl not found: the ClientHello size ladder is skipped"
-    fi
-    if [ -n "$DOWN_PID" ]; then
-        wait "$DOWN_PID"
-        wait "$UP_PID"
     fi
     echo
 

@@ -11,6 +11,11 @@
 //! 30 s, and the report saved for the run must carry the same headline and
 //! findings as the live answer.
 //!
+//! tlsdiag answers a ClientHello stuck behind a black hole with its own ICMP
+//! "too big" (`tests/lab_icmp.rs`); these labs' client edges let it through,
+//! so a stuck ClientHello is rescued and the verdict names the router whose
+//! message is missing.
+//!
 //! All labs run at once (their namespaces are apart); Chromium runs are
 //! limited to a few at a time so the 2-core machine keeps real time honest.
 //! Screenshots of every browser verdict are left under `target/lab/`.
@@ -45,6 +50,8 @@ enum Broken {
 
 /// Finding ids that say a direction is broken (the diagnosis' own groups).
 const UP: &[&str] = &[
+    "path.icmp-filtered-toward-you",
+    "path.router-icmp-missing",
     "path.black-hole-up",
     "path.fragments-dropped",
     "path.hello-size-limit",
@@ -94,8 +101,11 @@ fn cases() -> Vec<Case> {
             check_sh: Broken::Up,
             browser: Broken::Up,
             // (The ClientHello ladder runs after the server may have learned
-            // the path MTU from the download ladder, so it may not show it.)
-            must_have: (&["path.black-hole-up"], &["tls.hello-incomplete"]),
+            // the path MTU from the download ladder, so it may not show it.
+            // Chromium's stuck ClientHello gets our own ICMP, which this
+            // client's edge lets through: the handshake is rescued, and the
+            // verdict names the router's missing message.)
+            must_have: (&["path.black-hole-up"], &["path.router-icmp-missing"]),
             headline_has: &["fragmentation needed"],
             probe_port: false,
         },
@@ -131,14 +141,15 @@ fn cases() -> Vec<Case> {
             }),
             big_chain: false,
             check_sh: Broken::Both,
-            browser: Broken::Up,
+            // Our ICMP rescues Chromium's ClientHello; then our reply stalls.
+            browser: Broken::Both,
             must_have: (
                 &[
                     "path.black-hole-up",
                     "path.black-hole-down",
-                    "path.hello-size-limit",
+                    "path.router-icmp-missing",
                 ],
-                &["tls.hello-incomplete"],
+                &["path.router-icmp-missing", "path.flight-stalled"],
             ),
             headline_has: &[],
             probe_port: false,
@@ -186,7 +197,7 @@ fn cases() -> Vec<Case> {
             big_chain: false,
             check_sh: Broken::Up,
             browser: Broken::Up,
-            must_have: (&["path.black-hole-up"], &["tls.hello-incomplete"]),
+            must_have: (&["path.black-hole-up"], &["path.router-icmp-missing"]),
             headline_has: &["ICMPv6 \"packet too big\""],
             probe_port: false,
         },

@@ -73,6 +73,7 @@ fn app() -> (axum::Router, ConnectionContext) {
         tcp: None,
         handshake_flight: None,
         after_handshake: Default::default(),
+        icmp_probe: None,
     };
     let profile = ServerProfile {
         served_names: vec!["localhost".into()],

@@ -3,9 +3,11 @@
 //! in, the store keeps it, diagnosis and reports read it.
 
 mod delivery;
+mod icmp_probe;
 mod outcome;
 
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
+pub use icmp_probe::IcmpProbe;
 pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
 
 use std::net::SocketAddr;
@@ -73,6 +75,8 @@ pub struct TlsAttempt {
     /// What we sent after the handshake (responses), updated while the
     /// connection lives.
     pub after_handshake: AfterHandshake,
+    /// Our own ICMP test, when the ClientHello looked stuck behind a black hole.
+    pub icmp_probe: Option<IcmpProbe>,
 }
 
 impl TlsAttempt {

@@ -36,7 +36,12 @@ pub(super) fn response_stalled(attempt: &TlsAttempt) -> Option<Finding> {
         ip.too_big_message()
     ));
     Some(fixes::for_black_hole_toward_client(
-        evidence(f, &sent, "response bytes sent / acknowledged"),
+        evidence(
+            f,
+            &sent,
+            "response bytes sent / acknowledged",
+            attempt.tcp.map(|t| t.pmtu),
+        ),
         ip,
     ))
 }
@@ -86,12 +91,40 @@ pub(super) fn flight_stalled(attempt: &TlsAttempt) -> Option<Finding> {
         ip.too_big_message()
     ));
     Some(fixes::for_black_hole_toward_client(
-        evidence(f, &flight, "handshake reply bytes sent / acknowledged"),
+        evidence(
+            f,
+            &flight,
+            "handshake reply bytes sent / acknowledged",
+            attempt.tcp.map(|t| t.pmtu),
+        ),
         ip,
     ))
 }
 
-fn evidence(f: Finding, sent: &SentData, label: &'static str) -> Finding {
+/// Whether any "too big" message reached our kernel: it would have lowered
+/// our path MTU toward the client below what it was when the connection
+/// began (`at_start`, from the snapshot taken as the ClientHello arrived).
+fn icmp_heard(sent: &SentData, at_start: Option<u32>) -> String {
+    let lowered = at_start.is_some_and(|start| sent.path_mtu < start);
+    if sent.path_mtu == 0 || at_start.is_none() {
+        format!(
+            "unknown (our path MTU toward you is {} bytes)",
+            thousands(sent.path_mtu as usize)
+        )
+    } else if !lowered {
+        format!(
+            "none reached us: our path MTU toward you is still {} bytes",
+            thousands(sent.path_mtu as usize)
+        )
+    } else {
+        format!(
+            "one reached us (our path MTU toward you is now {} bytes), but packets still vanish",
+            thousands(sent.path_mtu as usize)
+        )
+    }
+}
+
+fn evidence(f: Finding, sent: &SentData, label: &'static str, at_start: Option<u32>) -> Finding {
     f.evidence(
         label,
         format!(
@@ -105,10 +138,7 @@ fn evidence(f: Finding, sent: &SentData, label: &'static str) -> Finding {
         "our segment size toward you",
         format!("{} bytes", thousands(sent.segment_bytes as usize)),
     )
-    .evidence(
-        "path MTU our kernel knows",
-        format!("{} bytes", thousands(sent.path_mtu as usize)),
-    )
+    .evidence("ICMP from your network", icmp_heard(sent, at_start))
     .evidence(
         "last acknowledgement",
         format!(

@@ -11,6 +11,7 @@ mod finding;
 mod fixes;
 mod hello_ladder;
 mod hello_rules;
+mod icmp_rules;
 mod outcome_rules;
 mod path_rules;
 mod verdict;
@@ -25,12 +26,15 @@ use crate::profile::ServerProfile;
 /// Findings about one attempt on the TLS port, most severe first.
 pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
     let mut out = Vec::new();
+    // Causes before symptoms (the sort keeps this order within a severity):
+    // dropped fragments and what our ICMP test proved explain a stuck hello.
+    out.extend(outcome_rules::hello_fragments_dropped(attempt));
+    out.extend(icmp_rules::icmp_test(attempt));
     // Our stalled flight explains a silent client better than the timeout does.
     match delivery_rules::flight_stalled(attempt) {
         Some(stall) => out.push(stall),
         None => out.extend(outcome_rules::outcome(attempt, server)),
     }
-    out.extend(outcome_rules::hello_fragments_dropped(attempt));
     out.extend(delivery_rules::response_stalled(attempt));
     if let Some(hello) = &attempt.client_hello {
         out.extend(hello_rules::hello_size(

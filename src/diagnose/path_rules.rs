@@ -446,6 +446,7 @@ mod tests {
             hops: 0,
             dont_fragment: Some(false),
             window: 64240,
+            sequence: 1,
             options: vec![],
             mss: Some(1460),
             window_scale: None,

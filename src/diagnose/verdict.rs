@@ -85,6 +85,8 @@ pub struct Diagnosis {
 
 /// Findings that mean packets from the client toward us vanish.
 const UP_BROKEN: &[&str] = &[
+    "path.icmp-filtered-toward-you",
+    "path.router-icmp-missing",
     "path.black-hole-up",
     "path.fragments-dropped",
     "path.hello-size-limit",
@@ -175,12 +177,22 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
 
 /// The one line every view leads with, and the status it stands for.
 fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
-    // The first finding of a kind, in rank order; dropped fragments name the
-    // cause more precisely than the black hole they make, so they lead.
+    // The first finding of a kind, in rank order; what names the cause more
+    // precisely than the black hole it makes leads: dropped fragments, then
+    // what our own ICMP test proved.
+    const CAUSES: [&str; 3] = [
+        "path.fragments-dropped",
+        "path.icmp-filtered-toward-you",
+        "path.router-icmp-missing",
+    ];
     let top = |ids: &[&str]| {
-        findings
+        CAUSES
             .iter()
-            .find(|f| f.id == "path.fragments-dropped" && ids.contains(&&*f.id))
+            .find_map(|cause| {
+                findings
+                    .iter()
+                    .find(|f| f.id == *cause && ids.contains(cause))
+            })
             .or_else(|| findings.iter().find(|f| ids.contains(&&*f.id)))
     };
     let error = findings.iter().find(|f| f.severity == Severity::Error);
@@ -196,6 +208,22 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
                 "MTU black hole in both directions. {}. {}. {icmp} is not getting through either \
                  way. Fix: allow it and clamp TCP MSS; details below.",
                 up.title, down.title
+            ),
+        ),
+        (Some(up), None) if up.id == "path.icmp-filtered-toward-you" => (
+            Status::Problem,
+            format!(
+                "{}: that is why your computer never resends smaller packets and its large ones \
+                 vanish. Fix: allow it through, and clamp TCP MSS; details below.",
+                up.title
+            ),
+        ),
+        (Some(up), None) if up.id == "path.router-icmp-missing" => (
+            Status::Problem,
+            format!(
+                "{}. Fix: make that router send it (or stop filtering it there), or clamp TCP MSS; \
+                 details below.",
+                up.title
             ),
         ),
         (Some(up), None) if up.id == "path.fragments-dropped" => (
@@ -365,6 +393,7 @@ mod tests {
             tcp: None,
             handshake_flight: None,
             after_handshake: AfterHandshake::default(),
+            icmp_probe: None,
         })
     }
 
@@ -574,6 +603,27 @@ mod tests {
             "{}",
             d.headline
         );
+    }
+
+    #[test]
+    fn our_icmp_that_changed_nothing_names_the_clients_firewall() {
+        let mut a = (*hello_stalled()).clone();
+        a.icmp_probe = Some(crate::attempt::IcmpProbe::NoChange {
+            message: "ICMP \"fragmentation needed\"".into(),
+            mtu: 1280,
+            sent_at_ms: 1000.0,
+            waited_ms: 2000.0,
+            held_segments: 1,
+        });
+        let d = diagnose_with(IpVersion::V4, &[Arc::new(a)], None);
+        assert_eq!(d.status, Status::Problem);
+        assert!(
+            d.headline
+                .starts_with("Your firewall drops ICMP \"fragmentation needed\" toward you"),
+            "{}",
+            d.headline
+        );
+        assert_eq!(d.findings[0].id, "path.icmp-filtered-toward-you");
     }
 
     #[test]

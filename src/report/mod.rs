@@ -43,7 +43,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attempt::{Negotiated, Outcome, TlsAttempt};
+use crate::attempt::{IcmpProbe, Negotiated, Outcome, TlsAttempt};
 use crate::diagnose::{Diagnosis, Finding, Severity, Status};
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::ProtocolVersion;
@@ -104,6 +104,9 @@ pub struct TlsView {
     /// parsed (anyone can re-check a fingerprint from it), else the first
     /// bytes of what the client sent.
     pub raw_base64: String,
+    /// Our own ICMP test, when this ClientHello looked stuck behind a black hole.
+    #[serde(default)]
+    pub icmp_probe: Option<IcmpProbe>,
     /// Parsed from `raw_base64`; a saved report parses it again when read.
     #[serde(skip_deserializing)]
     pub client_hello: Option<HelloView>,
@@ -341,6 +344,7 @@ impl TlsView {
                 capture_ms: round3(a.arrival.capture_ms),
             },
             raw_base64: base64_encode(&a.raw),
+            icmp_probe: a.icmp_probe.clone(),
             client_hello: a.client_hello.as_ref().map(HelloView::of),
             fingerprints: a.fingerprints.clone(),
         }

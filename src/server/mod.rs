@@ -8,6 +8,7 @@
 
 mod http;
 mod plain;
+mod rescue;
 mod tls;
 
 use std::future::Future;
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     pub acceptor: TlsAcceptor,
     pub app: axum::Router,
     pub state: AppState,
+    /// Our own ICMP toward stuck clients (raw sockets, limits).
+    pub icmp: crate::icmp::Prober,
     next_id: AtomicU64,
 }
 
@@ -121,7 +124,12 @@ impl Server {
                     .and_then(|p| p.local_addr().ok())
                     .map(|a| a.port()),
             );
+        let icmp = crate::icmp::Prober::open(config.icmp_mtu);
+        if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
+            tracing::warn!(%why, "the ICMP test will not run; everything else works");
+        }
         let shared = Arc::new(Shared {
+            icmp,
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
             state,

@@ -38,13 +38,15 @@ pub(super) async fn serve(
         .inflight
         .register(id, peer, local, tcp.handle.clone());
     let mut stream = stream;
-    let capture = capture::read_client_hello(
-        &mut stream,
+    let connection = super::rescue::Connection {
         accepted,
-        shared.config.hello_timeout,
-        |received, read, expected| pending.pending().set_progress(received, read, expected),
-    )
-    .await;
+        peer,
+        local,
+        handle: tcp.handle.as_ref(),
+        syn: tcp.syn.as_deref(),
+    };
+    let (capture, icmp_probe) =
+        super::rescue::capture_hello(&mut stream, connection, &shared, &pending).await;
     // The kernel's view at the moment capture ended: for a stalled hello, the
     // out-of-order and retransmission counters are the black-hole signature.
     let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
@@ -122,6 +124,7 @@ pub(super) async fn serve(
         tcp: tcp_at_capture,
         handshake_flight,
         after_handshake: AfterHandshake::default(),
+        icmp_probe,
     };
     log(&record);
     let record = Arc::new(record);
@@ -164,11 +167,14 @@ async fn serve_and_follow(
         return serve.await;
     };
     let start = Instant::now();
-    let mut tick = tokio::time::interval_at(start + FOLLOW_EVERY, FOLLOW_EVERY);
+    // A plain timer in the task's own state, re-armed: no allocation.
+    let tick = tokio::time::sleep_until(start + FOLLOW_EVERY);
+    tokio::pin!(tick);
     loop {
         tokio::select! {
             () = serve.as_mut() => break,
-            _ = tick.tick(), if start.elapsed() < FOLLOW_FOR => {
+            () = tick.as_mut(), if start.elapsed() < FOLLOW_FOR => {
+                tick.as_mut().reset(Instant::now() + FOLLOW_EVERY);
                 if let Some(info) = handle.info() {
                     after.update(SentData::from_tcp(&info));
                 }

@@ -31,6 +31,10 @@ pub struct SynInfo {
     /// IPv4 "don't fragment" (always true in effect for IPv6, so `None` there).
     pub dont_fragment: Option<bool>,
     pub window: u16,
+    /// The client's initial sequence number: with the bytes we received, it
+    /// says which of its bytes it is still waiting to have acknowledged.
+    #[serde(default)]
+    pub sequence: u32,
     pub options: Vec<TcpOption>,
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,
@@ -86,6 +90,7 @@ pub fn parse(bytes: &[u8]) -> Result<SynInfo, SynError> {
         return Err(SynError::Truncated("TCP options"));
     }
     let window = u16::from_be_bytes([tcp[14], tcp[15]]);
+    let sequence = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
     let options = parse_options(&tcp[20..data_offset]);
     let value_of = |kind: u8| options.iter().find(|o| o.kind == kind);
     let mss = value_of(2).and_then(|o| o.value.as_deref()?.parse().ok());
@@ -101,6 +106,7 @@ pub fn parse(bytes: &[u8]) -> Result<SynInfo, SynError> {
         hops: initial_ttl - ttl,
         dont_fragment,
         window,
+        sequence,
         mss,
         window_scale,
         sack_permitted: value_of(4).is_some(),

@@ -99,6 +99,10 @@ pub struct LabSpec {
     /// r2 drops the ICMP it would send back to the server: a server→client
     /// black hole.
     pub drop_icmp_toward_server: bool,
+    /// r1, the client's edge, also drops every "fragmentation needed" /
+    /// "packet too big" it forwards toward the client, whoever sent it: the
+    /// seed incident's firewall.
+    pub drop_forwarded_icmp_toward_client: bool,
     /// IPv6-only lab (2001:2::/48 addresses, routes, server URL); otherwise
     /// IPv4-only, with IPv6 disabled in every namespace.
     pub ipv6: bool,
@@ -133,6 +137,7 @@ impl LabSpec {
             mtu: NARROW_MTU,
             drop_icmp_toward_client: false,
             drop_icmp_toward_server: false,
+            drop_forwarded_icmp_toward_client: false,
             ipv6: false,
             client_sets_df: true,
             drop_fragments: false,
@@ -367,6 +372,13 @@ impl Lab {
             lab.append(
                 &lab.r2,
                 &[&["OUTPUT", "-o", "to-server"], too_big].concat(),
+                "DROP",
+            );
+        }
+        if spec.drop_forwarded_icmp_toward_client {
+            lab.append(
+                &lab.r1,
+                &[&["FORWARD", "-o", "to-client"], too_big].concat(),
                 "DROP",
             );
         }

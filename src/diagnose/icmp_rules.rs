@@ -1,0 +1,142 @@
+//! Rules about our own ICMP test (`crate::icmp`): what it proves about where
+//! the "fragmentation needed" / "packet too big" message goes missing.
+
+use super::fixes::{self, IpVersion};
+use super::{Finding, Severity};
+use crate::attempt::{IcmpProbe, TlsAttempt};
+use crate::util::thousands;
+
+/// An IPv4 client whose SYN came without "don't fragment": routers fragment
+/// its large packets instead of answering with ICMP.
+fn sends_without_df(attempt: &TlsAttempt) -> bool {
+    IpVersion::of(attempt.peer.ip()) == IpVersion::V4
+        && attempt
+            .syn
+            .as_ref()
+            .is_some_and(|s| s.dont_fragment == Some(false))
+}
+
+pub(super) fn icmp_test(attempt: &TlsAttempt) -> Option<Finding> {
+    let ip = IpVersion::of(attempt.peer.ip());
+    let seconds = |ms: f64| format!("{:.1} s", ms / 1000.0);
+    match attempt.icmp_probe.as_ref()? {
+        IcmpProbe::Reached {
+            message,
+            mtu,
+            sent_at_ms,
+            complete_at_ms,
+            held_segments,
+        } if sends_without_df(attempt) => {
+            let f = Finding::new(
+                "path.fragments-dropped",
+                Severity::Error,
+                format!(
+                    "IP fragments from your network are dropped; our {message} made your computer \
+                     send smaller packets and rescued this connection"
+                ),
+            )
+            .explain(
+                "Your computer sends without the \"don't fragment\" flag, so a router with a \
+                 smaller MTU splits its large packets into fragments instead of asking for smaller \
+                 ones, and the first packet of your ClientHello never arrived whole: something on \
+                 the path drops the fragments (a firewall rule that discards all IP fragments is \
+                 the usual cause). Our message made your computer send packets small enough to \
+                 need no fragmenting; other servers will not do that.",
+            )
+            .evidence("don't-fragment flag in your SYN", "not set")
+            .evidence("what we sent", format!("{message}, MTU {}", thousands(*mtu as usize)))
+            .evidence(
+                "what your computer did next",
+                format!(
+                    "resent smaller packets; the ClientHello was complete {} after our message",
+                    seconds(complete_at_ms - sent_at_ms)
+                ),
+            )
+            .evidence("segments held out of order before", held_segments.to_string())
+            .fix("Let IP fragments through the firewall (or at least fragments of established TCP connections).")
+            .fix(fixes::CLAMP_MSS)
+            .fix(fixes::FIX_TUNNEL_MTU);
+            Some(f)
+        }
+        IcmpProbe::Reached {
+            message,
+            mtu,
+            sent_at_ms,
+            complete_at_ms,
+            held_segments,
+        } => {
+            let f = Finding::new(
+                "path.router-icmp-missing",
+                Severity::Error,
+                format!(
+                    "MTU black hole from you to us: your network never sends {message}; ours \
+                     reached your computer and rescued this connection"
+                ),
+            )
+            .explain(format!(
+                "The first, full-size packet of your ClientHello never arrived, while {held_segments} \
+                 later segment(s) did: something between you and us cannot carry full-size \
+                 packets and does not say so. We sent your computer the {message} its router \
+                 should have sent, and it resent the ClientHello in smaller packets at once: {} \
+                 messages from the internet do reach you, so the router (a VPN, tunnel or PPPoE \
+                 link) that drops your large packets is not sending it, or something right next \
+                 to it filters it. Other servers will not do what we did: their connections hang.",
+                ip.too_big_message()
+            ))
+            .evidence("what we sent", format!("{message}, MTU {}", thousands(*mtu as usize)))
+            .evidence("sent", format!("{} after the connection opened", seconds(*sent_at_ms)))
+            .evidence(
+                "what your computer did next",
+                format!(
+                    "resent smaller packets; the ClientHello was complete {} after our message",
+                    seconds(complete_at_ms - sent_at_ms)
+                ),
+            )
+            .evidence("segments held out of order before", held_segments.to_string())
+            .fix("Find the router or tunnel endpoint with the smaller MTU and make it send the ICMP message (or stop filtering it right there).");
+            Some(fixes::for_black_hole_toward_server(f, ip))
+        }
+        IcmpProbe::NoChange {
+            message,
+            mtu,
+            sent_at_ms,
+            waited_ms,
+            held_segments,
+        } => {
+            let f = Finding::new(
+                "path.icmp-filtered-toward-you",
+                Severity::Error,
+                format!("Your firewall drops {message} toward you"),
+            )
+            .explain(format!(
+                "The first, full-size packet of your ClientHello never arrived, while {held_segments} \
+                 later segment(s) did. We sent your computer a {message} for exactly that packet, \
+                 which makes any computer resend smaller ones at once; nothing changed. So these \
+                 messages do not reach your computer: a firewall on your side drops them, and that \
+                 is why your computer never learns the path's real MTU and its large packets \
+                 vanish. Allow this one ICMP type and the problem fixes itself."
+            ))
+            .evidence("what we sent", format!("{message}, MTU {}", thousands(*mtu as usize)))
+            .evidence("sent", format!("{} after the connection opened", seconds(*sent_at_ms)))
+            .evidence(
+                "what your computer did next",
+                format!("nothing: no smaller packets in the {} we kept waiting", seconds(*waited_ms)),
+            )
+            .evidence("segments held out of order", held_segments.to_string());
+            Some(fixes::for_black_hole_toward_server(f, ip))
+        }
+        IcmpProbe::NotSent { why } => Some(
+            Finding::new(
+                "path.icmp-test-unavailable",
+                Severity::Info,
+                "The ICMP test could not run",
+            )
+            .explain(
+                "Your ClientHello looked stuck behind an MTU black hole, and we would have sent \
+                 your computer our own \"too big\" message to see whether such messages reach it. \
+                 We could not; the other findings stand without it.",
+            )
+            .evidence("why", why.clone()),
+        ),
+    }
+}
