@@ -18,7 +18,8 @@ mod verdict;
 
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
-pub use verdict::{diagnose, Diagnosis, Observations, Status, TlsCheck};
+pub use crate::probe::TlsCheck;
+pub use verdict::{diagnose, Diagnosis, Observations, Status};
 
 use crate::attempt::TlsAttempt;
 use crate::profile::ServerProfile;

@@ -16,23 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::fixes::IpVersion;
 use super::{hello_ladder, path_rules, Finding, Severity};
 use crate::attempt::TlsAttempt;
-use crate::probe::{ClientStep, Direction, ProbeRun};
+use crate::probe::{ClientStep, Direction, ProbeRun, TlsCheck};
 use crate::profile::ServerProfile;
 use crate::tcp::SynInfo;
-
-/// What check.sh saw of our certificate, verifying it as curl normally would.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsCheck {
-    /// Whether curl accepted our certificate chain.
-    pub verified: bool,
-    /// The issuer curl was shown (when it was not accepted), as curl printed it.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// curl's error, when the HTTPS request failed outright.
-    #[serde(default)]
-    pub error: Option<String>,
-}
 
 /// Everything known about one address during one run.
 #[derive(Debug, Clone, Copy)]

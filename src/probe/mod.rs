@@ -17,6 +17,7 @@ pub mod watch;
 
 pub use model::{
     ClientResults, ClientStep, Direction, PacketLimits, ProbeObservation, ProbeRun, StepView,
+    TlsCheck,
 };
 pub use payload::{Payload, PayloadBody, Progress};
 

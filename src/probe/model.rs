@@ -220,7 +220,21 @@ pub struct ClientResults {
     pub hello: Vec<ClientStep>,
     /// check.sh's certificate check over HTTPS.
     #[serde(default)]
-    pub tls_check: Option<crate::diagnose::TlsCheck>,
+    pub tls_check: Option<TlsCheck>,
+}
+
+/// What check.sh saw of our certificate, verifying it as curl normally would.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCheck {
+    /// Whether curl accepted our certificate chain.
+    pub verified: bool,
+    /// The issuer curl was shown (when it was not accepted), as curl printed it.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// curl's error, when the HTTPS request failed outright.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Most steps accepted per direction.
