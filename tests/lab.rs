@@ -11,10 +11,10 @@
 //! 30 s, and the report saved for the run must carry the same headline and
 //! findings as the live answer.
 //!
-//! tlsdiag answers a ClientHello stuck behind a black hole with its own ICMP
-//! "too big" (`tests/lab_icmp.rs`); these labs' client edges let it through,
-//! so a stuck ClientHello is rescued and the verdict names the router whose
-//! message is missing.
+//! tlsdiag answers a ClientHello or an upload stuck behind a black hole with
+//! its own ICMP "too big" (`tests/lab_icmp.rs`); these labs' client edges let
+//! it through, so the stuck data is rescued and the verdict names the router
+//! whose message is missing.
 //!
 //! All labs run at once (their namespaces are apart); Chromium runs are
 //! limited to a few at a time so the 2-core machine keeps real time honest.
@@ -100,12 +100,11 @@ fn cases() -> Vec<Case> {
             big_chain: false,
             check_sh: Broken::Up,
             browser: Broken::Up,
-            // (The ClientHello ladder runs after the server may have learned
-            // the path MTU from the download ladder, so it may not show it.
-            // Chromium's stuck ClientHello gets our own ICMP, which this
-            // client's edge lets through: the handshake is rescued, and the
-            // verdict names the router's missing message.)
-            must_have: (&["path.black-hole-up"], &["path.router-icmp-missing"]),
+            // (Both the stalled upload of check.sh's ladder and Chromium's
+            // stuck ClientHello get our own ICMP, which this client's edge
+            // lets through: they are rescued, and the verdict names the
+            // router's missing message.)
+            must_have: (&["path.router-icmp-missing"], &["path.router-icmp-missing"]),
             headline_has: &["fragmentation needed"],
             probe_port: false,
         },
@@ -144,11 +143,7 @@ fn cases() -> Vec<Case> {
             // Our ICMP rescues Chromium's ClientHello; then our reply stalls.
             browser: Broken::Both,
             must_have: (
-                &[
-                    "path.black-hole-up",
-                    "path.black-hole-down",
-                    "path.router-icmp-missing",
-                ],
+                &["path.router-icmp-missing", "path.black-hole-down"],
                 &["path.router-icmp-missing", "path.flight-stalled"],
             ),
             headline_has: &[],
@@ -197,7 +192,7 @@ fn cases() -> Vec<Case> {
             big_chain: false,
             check_sh: Broken::Up,
             browser: Broken::Up,
-            must_have: (&["path.black-hole-up"], &["path.router-icmp-missing"]),
+            must_have: (&["path.router-icmp-missing"], &["path.router-icmp-missing"]),
             headline_has: &["ICMPv6 \"packet too big\""],
             probe_port: false,
         },

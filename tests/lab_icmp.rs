@@ -242,3 +242,35 @@ fn finding<'a>(attempt: &'a Value, id: &str, context: &dyn Fn() -> String) -> &'
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no {id}: {}", context()))
 }
+
+/// Without CAP_NET_RAW nothing is sent, everything else works, and the report
+/// says the test could not run and why.
+#[test]
+fn without_cap_net_raw_the_report_says_the_icmp_test_could_not_run() {
+    if !netns::available() || !common::require_tool("openssl") || !common::require_tool("setpriv") {
+        return;
+    }
+    let mut lab = Lab::build("ix", &LabSpec::client_to_server_black_hole());
+    lab.start_server_under(&["setpriv", "--bounding-set", "-net_raw", "--"], &[]);
+    assert!(
+        lab.server_log().contains("the ICMP test will not run"),
+        "no startup warning:\n{}",
+        lab.server_log()
+    );
+    let rescued = openssl_handshake(&lab, false);
+    assert!(!rescued, "the handshake crossed the black hole by itself");
+    let host = lab.server_host();
+    let attempt = stuck_attempt(&lab, &host);
+    let probe = &attempt["tls"]["icmp_probe"];
+    assert_eq!(probe["result"], "not_sent", "{attempt:#}");
+    assert!(
+        probe["why"].as_str().unwrap().contains("CAP_NET_RAW"),
+        "{probe:#}"
+    );
+    let f = finding(&attempt, "path.icmp-test-unavailable", &|| {
+        format!("{attempt:#}")
+    });
+    assert_eq!(f["severity"], "info");
+    // The diagnosis of the stuck hello stands without it.
+    finding(&attempt, "tls.hello-incomplete", &|| format!("{attempt:#}"));
+}

@@ -16,9 +16,9 @@ mod outcome_rules;
 mod path_rules;
 mod verdict;
 
+pub use crate::probe::TlsCheck;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
-pub use crate::probe::TlsCheck;
 pub use verdict::{diagnose, Diagnosis, Observations, Status};
 
 use crate::attempt::TlsAttempt;

@@ -117,6 +117,9 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
         for f in path_rules::unreliable(run) {
             add(f, &mut findings);
         }
+        if let Some(f) = super::icmp_rules::upload_tests(run, o.ip, o.syn) {
+            add(f, &mut findings);
+        }
     }
     if let Some(f) = hello_ladder::size_limit(o.hello_ladder, o.attempts, o.ip) {
         add(f, &mut findings);
@@ -333,6 +336,7 @@ mod tests {
                     client_mss: Some(1460),
                     our_mss_at_start: Some(1448),
                 },
+                icmp_probe: None,
             }),
         }
     }

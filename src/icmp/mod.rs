@@ -40,9 +40,10 @@ use packet::Quoted;
 
 /// Messages per connection.
 pub const PER_CONNECTION: u32 = 1;
-/// Messages per client address per [`WINDOW`].
+/// Messages per client address per minute ([`WINDOW`]).
 pub const PER_ADDRESS: usize = 6;
-const WINDOW: Duration = Duration::from_secs(60);
+/// The window [`PER_ADDRESS`] counts over.
+pub const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses whose recent messages are remembered; beyond it no new address
 /// gets one until the oldest expire (so the memory stays bounded).
 const MAX_ADDRESSES: usize = 16_384;

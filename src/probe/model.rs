@@ -74,6 +74,9 @@ pub struct ProbeObservation {
     pub samples: Vec<TcpSample>,
     /// The packets this transfer could use.
     pub packets: PacketLimits,
+    /// Our own ICMP test, when an upload stalled behind a black hole.
+    #[serde(default)]
+    pub icmp_probe: Option<crate::attempt::IcmpProbe>,
 }
 
 /// What limited the packets of the connection a transfer ran on. A transfer

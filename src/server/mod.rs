@@ -36,8 +36,6 @@ pub(crate) struct Shared {
     pub acceptor: TlsAcceptor,
     pub app: axum::Router,
     pub state: AppState,
-    /// Our own ICMP toward stuck clients (raw sockets, limits).
-    pub icmp: crate::icmp::Prober,
     next_id: AtomicU64,
 }
 
@@ -113,7 +111,12 @@ impl Server {
                     Err(err.public_message())
                 }
             };
+        let icmp = crate::icmp::Prober::open(config.icmp_mtu);
+        if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
+            tracing::warn!(%why, "the ICMP test will not run; everything else works");
+        }
         let state = AppState::new(Arc::new(profile), config.attempts)
+            .with_icmp(Arc::new(icmp))
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
             .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
@@ -124,12 +127,7 @@ impl Server {
                     .and_then(|p| p.local_addr().ok())
                     .map(|a| a.port()),
             );
-        let icmp = crate::icmp::Prober::open(config.icmp_mtu);
-        if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
-            tracing::warn!(%why, "the ICMP test will not run; everything else works");
-        }
         let shared = Arc::new(Shared {
-            icmp,
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
             state,

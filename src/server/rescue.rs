@@ -72,7 +72,7 @@ pub(super) async fn capture_hello(
                     // Reports read it while the hello still hangs.
                     pending.pending().set_icmp(IcmpProbe::NoChange {
                         message: IpVersion::of(conn.peer.ip()).too_big_message().to_owned(),
-                        mtu: shared.icmp.mtu(),
+                        mtu: shared.state.icmp.mtu(),
                         sent_at_ms: *ms,
                         waited_ms: 0.0,
                         held_segments: *held,
@@ -110,11 +110,11 @@ fn look_and_send(conn: &Connection<'_>, handle: &TcpHandle, shared: &Shared) -> 
     let packet_len =
         u16::try_from(u32::from(syn.mss.unwrap_or(1460)) + headers).unwrap_or(u16::MAX);
     let at_ms = capture::ms(accepted.elapsed());
-    match shared.icmp.send(peer, local, sequence, packet_len) {
+    match shared.state.icmp.send(peer, local, sequence, packet_len) {
         Ok(()) => {
             tracing::info!(
                 target: "tlsdiag::icmp",
-                %peer, sequence, mtu = shared.icmp.mtu(), held = info.rcv_ooopack,
+                %peer, sequence, mtu = shared.state.icmp.mtu(), held = info.rcv_ooopack,
                 "sent our own fragmentation-needed toward a stuck ClientHello"
             );
             Some(Sent::At {
@@ -128,7 +128,7 @@ fn look_and_send(conn: &Connection<'_>, handle: &TcpHandle, shared: &Shared) -> 
 
 fn outcome(sent: Sent, capture: &HelloCapture, peer: SocketAddr, shared: &Shared) -> IcmpProbe {
     let message = IpVersion::of(peer.ip()).too_big_message().to_owned();
-    let mtu = shared.icmp.mtu();
+    let mtu = shared.state.icmp.mtu();
     match sent {
         Sent::Not(why) => IcmpProbe::NotSent { why },
         Sent::At { ms, held } => {

@@ -73,6 +73,14 @@ impl ConnectionContext {
             ConnectionContext::Plain { peer, .. } => *peer,
         }
     }
+
+    /// Our address on this connection.
+    pub fn local(&self) -> SocketAddr {
+        match self {
+            ConnectionContext::Tls(attempt) => attempt.local,
+            ConnectionContext::Plain { local, .. } => *local,
+        }
+    }
 }
 
 /// State shared by all handlers.
@@ -82,6 +90,8 @@ pub struct AppState {
     pub attempts: Arc<RecentStore<TlsAttempt>>,
     /// HTTPS connections whose attempt has not ended yet.
     pub inflight: Arc<InFlight>,
+    /// Our own ICMP toward stuck clients (raw sockets, limits).
+    pub icmp: Arc<crate::icmp::Prober>,
     /// The server's side of recent probe transfers.
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
@@ -107,6 +117,9 @@ impl AppState {
             profile,
             attempts: Arc::new(RecentStore::new(limits)),
             inflight: Arc::new(InFlight::default()),
+            icmp: Arc::new(crate::icmp::Prober::disabled(
+                "this server was built without raw sockets",
+            )),
             probes: Arc::new(RecentStore::new(StoreLimits {
                 per_address: 200,
                 ..limits
@@ -127,6 +140,11 @@ impl AppState {
 
     pub fn with_https_port(mut self, port: u16) -> Self {
         self.https_port = port;
+        self
+    }
+
+    pub fn with_icmp(mut self, icmp: Arc<crate::icmp::Prober>) -> Self {
+        self.icmp = icmp;
         self
     }
 

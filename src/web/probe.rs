@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
+use crate::attempt::IcmpProbe;
 use crate::diagnose::{self, IpVersion, Observations};
 use crate::probe::{
     watch, ClientResults, Direction, PacketLimits, ProbeObservation, ProbeRun, Progress, LADDER,
@@ -171,6 +172,7 @@ pub(super) async fn down(
                 after: result.after,
                 samples: result.samples,
                 packets,
+                icmp_probe: None,
             };
             log(&observation);
             probes.record(Arc::new(observation));
@@ -220,8 +222,21 @@ pub(super) async fn up(
     let mut body = request.into_body();
     let mut received: u64 = 0;
     let mut stalled = false;
+    let mut icmp: Option<UploadIcmp> = None;
     loop {
         match tokio::time::timeout(STALL_AFTER, body.frame()).await {
+            Err(_) if icmp.is_none() => {
+                // Stuck behind a black hole? Tell the client's computer what
+                // its router did not, once, and give it time to react.
+                let owed = expected.is_some_and(|e| received < e);
+                match upload_icmp(&state, &context, &tcp, before.as_ref(), started, owed) {
+                    Some(sent) => icmp = Some(sent),
+                    None => {
+                        stalled = true;
+                        break;
+                    }
+                }
+            }
             Err(_) => {
                 stalled = true;
                 break;
@@ -242,6 +257,7 @@ pub(super) async fn up(
     hold(&query).await;
     let after = tcp.handle.as_ref().and_then(|h| h.info());
     let completed = !stalled && expected.is_none_or(|e| e == received);
+    let icmp_probe = icmp.map(|sent| sent.outcome(completed, ms, context.peer()));
     let observation = ProbeObservation {
         id: NEXT_PROBE.fetch_add(1, Ordering::Relaxed),
         peer: context.peer(),
@@ -257,6 +273,7 @@ pub(super) async fn up(
         after,
         samples: Vec::new(),
         packets,
+        icmp_probe,
     };
     log(&observation);
     state.probes.record(Arc::new(observation));
@@ -284,6 +301,97 @@ pub(super) async fn up(
         answer,
     )
         .into_response())
+}
+
+/// Our ICMP toward a stalled upload: when we sent it, and what we knew then.
+struct UploadIcmp {
+    sent_at_ms: f64,
+    held: u32,
+    mtu: u32,
+    /// Set when the signature was there but nothing could be sent (why).
+    not_sent: Option<String>,
+}
+
+impl UploadIcmp {
+    fn outcome(self, completed: bool, ended_ms: f64, peer: std::net::SocketAddr) -> IcmpProbe {
+        let message = IpVersion::of(peer.ip()).too_big_message().to_owned();
+        match (self.not_sent, completed) {
+            (Some(why), _) => IcmpProbe::NotSent { why },
+            (None, true) => IcmpProbe::Reached {
+                message,
+                mtu: self.mtu,
+                sent_at_ms: self.sent_at_ms,
+                complete_at_ms: ended_ms,
+                held_segments: self.held,
+            },
+            (None, false) => IcmpProbe::NoChange {
+                message,
+                mtu: self.mtu,
+                sent_at_ms: self.sent_at_ms,
+                waited_ms: ended_ms - self.sent_at_ms,
+                held_segments: self.held,
+            },
+        }
+    }
+}
+
+/// When an upload has stalled with bytes still owed (the client announced
+/// more than arrived, and nothing came for [`STALL_AFTER`]: it is resending
+/// what never gets through), sends our own ICMP quoting those bytes. `None`
+/// when nothing is owed.
+fn upload_icmp(
+    state: &AppState,
+    context: &ConnectionContext,
+    tcp: &TcpFacts,
+    before: Option<&crate::tcp::TcpInfo>,
+    started: tokio::time::Instant,
+    owed: bool,
+) -> Option<UploadIcmp> {
+    let info = tcp.handle.as_ref()?.info()?;
+    let held = info
+        .rcv_ooopack
+        .saturating_sub(before.map_or(0, |b| b.rcv_ooopack));
+    if !owed && held == 0 {
+        return None;
+    }
+    let sent_at_ms = crate::capture::ms(started.elapsed());
+    let mtu = state.icmp.mtu();
+    let not_sent = |why: String| UploadIcmp {
+        sent_at_ms,
+        held,
+        mtu,
+        not_sent: Some(why),
+    };
+    let Some(syn) = tcp.syn.as_deref() else {
+        return Some(not_sent(
+            "the client's SYN was not kept, so the sequence number to quote is unknown".into(),
+        ));
+    };
+    // Sequence numbers wrap at 2^32: the truncation is the arithmetic.
+    let sequence = syn
+        .sequence
+        .wrapping_add(1)
+        .wrapping_add(info.bytes_received as u32);
+    let peer = context.peer();
+    let headers = IpVersion::of(peer.ip()).headers() + if syn.timestamps { 12 } else { 0 };
+    let packet_len =
+        u16::try_from(u32::from(syn.mss.unwrap_or(1460)) + headers).unwrap_or(u16::MAX);
+    match state.icmp.send(peer, context.local(), sequence, packet_len) {
+        Ok(()) => {
+            tracing::info!(
+                target: "tlsdiag::icmp",
+                %peer, sequence, mtu, held,
+                "sent our own fragmentation-needed toward a stalled upload"
+            );
+            Some(UploadIcmp {
+                sent_at_ms,
+                held,
+                mtu,
+                not_sent: None,
+            })
+        }
+        Err(err) => Some(not_sent(err.to_string())),
+    }
 }
 
 /// Saves the run's report; returns its id, or a sentence for the user.

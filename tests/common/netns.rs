@@ -517,13 +517,22 @@ impl Lab {
     /// [`Lab::start_server`], with more command-line arguments for tlsdiag
     /// (`--tls-cert`, `--tls-key`...).
     pub fn start_server_with(&mut self, extra: &[&str]) {
+        self.start_server_under(&[], extra);
+    }
+
+    /// [`Lab::start_server_with`], tlsdiag run by `wrapper` (a program that
+    /// execs the rest of its command line, such as `setpriv --bounding-set
+    /// -net_raw`, so the child is still tlsdiag itself).
+    pub fn start_server_under(&mut self, wrapper: &[&str], extra: &[&str]) {
         let log = File::create(self.log_path()).expect("server log");
         let host = self.server_host();
         let https = format!("{host}:{HTTPS_PORT}");
         let http = format!("{host}:{HTTP_PORT}");
         // `ip netns exec` execs the program: the child is tlsdiag itself.
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.server, env!("CARGO_BIN_EXE_tlsdiag")])
+            .args(["netns", "exec", &self.server])
+            .args(wrapper)
+            .arg(env!("CARGO_BIN_EXE_tlsdiag"))
             .args(["--https-addr", &https, "--http-addr", &http])
             .arg("--certs-dir")
             .arg(self.dir.path().join("certs"))
