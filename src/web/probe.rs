@@ -230,8 +230,10 @@ pub(super) async fn up(
                 // its router did not, once, and give it time to react.
                 let owed = expected.is_some_and(|e| received < e);
                 match upload_icmp(&state, &context, &tcp, before.as_ref(), started, owed) {
-                    Some(sent) => icmp = Some(sent),
-                    None => {
+                    Some(sent) if sent.not_sent.is_none() => icmp = Some(sent),
+                    // Nothing was sent (or could be): no reason to wait more.
+                    other => {
+                        icmp = other;
                         stalled = true;
                         break;
                     }
