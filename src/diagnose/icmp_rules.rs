@@ -40,6 +40,34 @@ pub(super) fn upload_tests(
     })
 }
 
+/// The numbers of a rescue: what we sent, when, and what followed.
+fn rescue_evidence(
+    f: Finding,
+    message: &str,
+    mtu: u32,
+    sent_at_ms: f64,
+    complete_at_ms: f64,
+    held_segments: u32,
+) -> Finding {
+    let seconds = |ms: f64| format!("{:.1} s", ms / 1000.0);
+    f.evidence(
+        "what we sent",
+        format!("{message}, MTU {}", thousands(mtu as usize)),
+    )
+    .evidence("sent", format!("{} after it began", seconds(sent_at_ms)))
+    .evidence(
+        "what your computer did next",
+        format!(
+            "resent smaller packets; the rest arrived, complete {} after our message",
+            seconds(complete_at_ms - sent_at_ms)
+        ),
+    )
+    .evidence(
+        "segments held out of order before",
+        held_segments.to_string(),
+    )
+}
+
 /// What one test proved; `what` names the stuck data ("your ClientHello").
 fn of_probe(probe: &IcmpProbe, ip: IpVersion, df_off: bool, what: &str) -> Option<Finding> {
     let seconds = |ms: f64| format!("{:.1} s", ms / 1000.0);
@@ -67,16 +95,8 @@ fn of_probe(probe: &IcmpProbe, ip: IpVersion, df_off: bool, what: &str) -> Optio
                  usual cause). Our message made your computer send packets small enough to need no \
                  fragmenting; other servers will not do that."
             ))
-            .evidence("don't-fragment flag in your SYN", "not set")
-            .evidence("what we sent", format!("{message}, MTU {}", thousands(*mtu as usize)))
-            .evidence(
-                "what your computer did next",
-                format!(
-                    "resent smaller packets; the rest arrived, complete {} after our message",
-                    seconds(complete_at_ms - sent_at_ms)
-                ),
-            )
-            .evidence("segments held out of order before", held_segments.to_string())
+            .evidence("don't-fragment flag in your SYN", "not set");
+            let f = rescue_evidence(f, message, *mtu, *sent_at_ms, *complete_at_ms, *held_segments)
             .fix("Let IP fragments through the firewall (or at least fragments of established TCP connections).")
             .fix(fixes::CLAMP_MSS)
             .fix(fixes::FIX_TUNNEL_MTU);
@@ -106,17 +126,8 @@ fn of_probe(probe: &IcmpProbe, ip: IpVersion, df_off: bool, what: &str) -> Optio
                  packets is not sending it, or something right next to it filters it. Other \
                  servers will not do what we did: their connections hang.",
                 ip.too_big_message()
-            ))
-            .evidence("what we sent", format!("{message}, MTU {}", thousands(*mtu as usize)))
-            .evidence("sent", format!("{} after the connection opened", seconds(*sent_at_ms)))
-            .evidence(
-                "what your computer did next",
-                format!(
-                    "resent smaller packets; the rest arrived, complete {} after our message",
-                    seconds(complete_at_ms - sent_at_ms)
-                ),
-            )
-            .evidence("segments held out of order before", held_segments.to_string())
+            ));
+            let f = rescue_evidence(f, message, *mtu, *sent_at_ms, *complete_at_ms, *held_segments)
             .fix("Find the router or tunnel endpoint with the smaller MTU and make it send the ICMP message (or stop filtering it right there).");
             Some(fixes::for_black_hole_toward_server(f, ip))
         }
