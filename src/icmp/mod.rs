@@ -38,6 +38,8 @@ use tokio::time::Instant;
 
 use packet::Quoted;
 
+use crate::tcp::SynInfo;
+
 /// Messages per connection.
 pub const PER_CONNECTION: u32 = 1;
 /// Messages per client address per minute ([`WINDOW`]).
@@ -60,6 +62,8 @@ pub enum IcmpError {
     RateLimited,
     #[error("too many addresses got a message in the last minute")]
     Busy,
+    #[error("the client's SYN was not kept, so the sequence number to quote is unknown")]
+    NoSyn,
     #[error("sending failed: {0}")]
     Send(String),
 }
@@ -112,45 +116,41 @@ impl Prober {
         }
     }
 
-    /// Sends one message toward `peer` quoting its segment to `local` with
-    /// `sequence`, within the per-address limit.
+    /// Sends one message toward `peer`, within the per-address limit, quoting
+    /// its segment to `local`: the first byte it is still waiting to have
+    /// acknowledged (its ISN from `syn`, plus one, plus the `received` bytes
+    /// we have in order), in a packet as large as its MSS allows. Returns the
+    /// sequence number quoted.
     pub fn send(
         &self,
         peer: SocketAddr,
         local: SocketAddr,
-        sequence: u32,
-        packet_len: u16,
-    ) -> Result<(), IcmpError> {
+        syn: Option<&SynInfo>,
+        received: u64,
+    ) -> Result<u32, IcmpError> {
         if let Some(why) = self.unavailable(peer.ip()) {
             return Err(IcmpError::Unavailable(why.to_owned()));
         }
-        self.take_slot(peer.ip().to_canonical())?;
-        let (socket, bytes) = match (peer.ip().to_canonical(), local.ip().to_canonical()) {
+        let syn = syn.ok_or(IcmpError::NoSyn)?;
+        // Sequence numbers wrap at 2^32: the truncation is the arithmetic.
+        let sequence = syn.sequence.wrapping_add(1).wrapping_add(received as u32);
+        let (client, server) = (peer.ip().to_canonical(), local.ip().to_canonical());
+        let headers = if client.is_ipv4() { 40 } else { 60 } + if syn.timestamps { 12 } else { 0 };
+        let packet_len =
+            u16::try_from(u32::from(syn.mss.unwrap_or(1460)) + headers).unwrap_or(u16::MAX);
+        let ports = (peer.port(), local.port());
+        let (socket, bytes) = match (client, server) {
             (IpAddr::V4(client), IpAddr::V4(server)) => (
                 &self.v4,
                 packet::fragmentation_needed(
-                    &Quoted {
-                        client,
-                        server,
-                        client_port: peer.port(),
-                        server_port: local.port(),
-                        sequence,
-                        packet_len,
-                    },
+                    &Quoted::new(client, server, ports, sequence, packet_len),
                     u16::try_from(self.mtu).unwrap_or(u16::MAX),
                 ),
             ),
             (IpAddr::V6(client), IpAddr::V6(server)) => (
                 &self.v6,
                 packet::packet_too_big(
-                    &Quoted {
-                        client,
-                        server,
-                        client_port: peer.port(),
-                        server_port: local.port(),
-                        sequence,
-                        packet_len,
-                    },
+                    &Quoted::new(client, server, ports, sequence, packet_len),
                     self.mtu,
                 ),
             ),
@@ -159,11 +159,12 @@ impl Prober {
         let socket = socket
             .as_ref()
             .map_err(|why| IcmpError::Unavailable(why.clone()))?;
+        self.take_slot(client)?;
         // Raw sockets take no port.
-        let to = SockAddr::from(SocketAddr::new(peer.ip().to_canonical(), 0));
+        let to = SockAddr::from(SocketAddr::new(client, 0));
         socket
             .send_to(&bytes, &to)
-            .map(drop)
+            .map(|_| sequence)
             .map_err(|e| IcmpError::Send(e.to_string()))
     }
 
@@ -209,7 +210,7 @@ mod tests {
         let peer = SocketAddr::from(([198, 18, 1, 1], 40000));
         let local = SocketAddr::from(([198, 18, 3, 2], 443));
         assert_eq!(
-            p.send(peer, local, 1, 1500),
+            p.send(peer, local, None, 0),
             Err(IcmpError::Unavailable("no CAP_NET_RAW".into()))
         );
     }

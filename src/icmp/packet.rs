@@ -23,6 +23,20 @@ pub struct Quoted<A> {
     pub packet_len: u16,
 }
 
+impl<A> Quoted<A> {
+    /// `ports` are (client, server).
+    pub fn new(client: A, server: A, ports: (u16, u16), sequence: u32, packet_len: u16) -> Self {
+        Self {
+            client,
+            server,
+            client_port: ports.0,
+            server_port: ports.1,
+            sequence,
+            packet_len,
+        }
+    }
+}
+
 /// ICMP type 3 code 4 with `mtu` as the next-hop MTU; the IP header (20
 /// bytes) and the first 8 bytes of TCP header of the quoted segment follow,
 /// as RFC 792 requires. The kernel adds our IP header.

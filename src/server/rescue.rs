@@ -95,23 +95,13 @@ fn look_and_send(conn: &Connection<'_>, handle: &TcpHandle, shared: &Shared) -> 
     if info.rcv_ooopack == 0 || info.last_data_recv_ms < QUIET_MS {
         return None;
     }
-    let Some(syn) = syn else {
-        return Some(Sent::Not(
-            "the client's SYN was not kept, so the sequence number to quote is unknown".into(),
-        ));
-    };
-    // The first byte the client still waits to have acknowledged: what it
-    // keeps resending, and what its kernel checks our message against.
-    let sequence = syn
-        .sequence
-        .wrapping_add(1)
-        .wrapping_add(info.bytes_received as u32);
-    let headers = IpVersion::of(peer.ip()).headers() + if syn.timestamps { 12 } else { 0 };
-    let packet_len =
-        u16::try_from(u32::from(syn.mss.unwrap_or(1460)) + headers).unwrap_or(u16::MAX);
     let at_ms = capture::ms(accepted.elapsed());
-    match shared.state.icmp.send(peer, local, sequence, packet_len) {
-        Ok(()) => {
+    match shared
+        .state
+        .icmp
+        .send(peer, local, syn, info.bytes_received)
+    {
+        Ok(sequence) => {
             tracing::info!(
                 target: "tlsdiag::icmp",
                 %peer, sequence, mtu = shared.state.icmp.mtu(), held = info.rcv_ooopack,

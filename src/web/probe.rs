@@ -358,28 +358,14 @@ fn upload_icmp(
     }
     let sent_at_ms = crate::capture::ms(started.elapsed());
     let mtu = state.icmp.mtu();
-    let not_sent = |why: String| UploadIcmp {
-        sent_at_ms,
-        held,
-        mtu,
-        not_sent: Some(why),
-    };
-    let Some(syn) = tcp.syn.as_deref() else {
-        return Some(not_sent(
-            "the client's SYN was not kept, so the sequence number to quote is unknown".into(),
-        ));
-    };
-    // Sequence numbers wrap at 2^32: the truncation is the arithmetic.
-    let sequence = syn
-        .sequence
-        .wrapping_add(1)
-        .wrapping_add(info.bytes_received as u32);
     let peer = context.peer();
-    let headers = IpVersion::of(peer.ip()).headers() + if syn.timestamps { 12 } else { 0 };
-    let packet_len =
-        u16::try_from(u32::from(syn.mss.unwrap_or(1460)) + headers).unwrap_or(u16::MAX);
-    match state.icmp.send(peer, context.local(), sequence, packet_len) {
-        Ok(()) => {
+    match state.icmp.send(
+        peer,
+        context.local(),
+        tcp.syn.as_deref(),
+        info.bytes_received,
+    ) {
+        Ok(sequence) => {
             tracing::info!(
                 target: "tlsdiag::icmp",
                 %peer, sequence, mtu, held,
@@ -392,7 +378,12 @@ fn upload_icmp(
                 not_sent: None,
             })
         }
-        Err(err) => Some(not_sent(err.to_string())),
+        Err(err) => Some(UploadIcmp {
+            sent_at_ms,
+            held,
+            mtu,
+            not_sent: Some(err.to_string()),
+        }),
     }
 }
 
