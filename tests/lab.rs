@@ -264,7 +264,9 @@ fn every_lab_case_gets_the_right_verdict_from_check_sh_and_the_browser() {
     let chain = Arc::new(netns::big_chain(chain_dir.path(), netns::SERVER_IP));
     let mut runs = Vec::new();
     // LAB_CASES=name,name runs only those (while working on one).
-    let only = std::env::var("LAB_CASES").ok();
+    let only = std::env::var("LAB_CASES")
+        .ok()
+        .filter(|o| !o.trim().is_empty());
     let wanted = |name: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|n| n == name))
@@ -291,6 +293,7 @@ fn every_lab_case_gets_the_right_verdict_from_check_sh_and_the_browser() {
             }));
         }
     }
+    assert!(!runs.is_empty(), "LAB_CASES={only:?} names no case");
     let mut failures = Vec::new();
     for run in runs {
         let (name, agent, outcome) = run.join().unwrap();
