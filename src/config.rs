@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::recent::StoreLimits;
+pub use crate::server::Deadlines;
 
 /// A diagnostic HTTPS endpoint: shows each client the TLS ClientHello it sent and
 /// what its network path did to it.
@@ -66,10 +67,36 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 
-    /// Connections served at once, both listeners together; further ones wait
-    /// in the kernel's accept queue.
+    /// Connections held at once on each listener. When full, the oldest
+    /// connection not serving a request (of the address holding the most)
+    /// makes room; a listener's flood never reaches another listener.
     #[arg(long, env = "TLSDIAG_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+
+    /// Connections one client address may hold on each listener. Default: a
+    /// quarter of --max-connections (1,024): hundreds of users behind one NAT
+    /// fit, and no single address can fill a listener.
+    #[arg(long, env = "TLSDIAG_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+
+    /// How long a new connection (or, on HTTPS, one just past its handshake)
+    /// may wait before sending the first byte of a request.
+    #[arg(long, env = "TLSDIAG_FIRST_BYTE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub first_byte_timeout: Duration,
+
+    /// How long an HTTP/1 request head may take to arrive, from its first byte.
+    #[arg(long, env = "TLSDIAG_HEADER_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a request body may take to arrive in full, from its head
+    /// (a total, not a per-read allowance).
+    #[arg(long, env = "TLSDIAG_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// How long a response write may make no progress (a client that stops
+    /// reading) before the connection is closed.
+    #[arg(long, env = "TLSDIAG_WRITE_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_stall_timeout: Duration,
 
     /// Recent HTTPS attempts kept per client address (oldest dropped first).
     #[arg(long, env = "TLSDIAG_ATTEMPTS_PER_ADDRESS", default_value_t = 50)]
@@ -104,7 +131,8 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// How long an idle keep-alive connection is kept open.
+    /// How long a connection may sit between requests (HTTP/1 keep-alive,
+    /// HTTP/2 with no stream open; PINGs do not count as activity).
     #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
 }
@@ -137,7 +165,8 @@ pub struct Config {
     pub hello_timeout: Duration,
     pub handshake_timeout: Duration,
     pub max_connections: usize,
-    pub idle_timeout: Duration,
+    pub max_connections_per_address: usize,
+    pub deadlines: Deadlines,
     pub attempts: StoreLimits,
     pub reports: ReportSettings,
 }
@@ -234,10 +263,31 @@ impl Args {
                 Duration::from_millis(100),
                 secs(120),
             )?,
-            idle_timeout: check("idle-timeout", self.idle_timeout, secs(1), secs(3600))?,
+            deadlines: Deadlines {
+                first_byte: check(
+                    "first-byte-timeout",
+                    self.first_byte_timeout,
+                    secs(1),
+                    secs(3600),
+                )?,
+                head: check("header-timeout", self.header_timeout, secs(1), secs(3600))?,
+                body: check("body-timeout", self.body_timeout, secs(1), secs(3600))?,
+                write_stall: check(
+                    "write-stall-timeout",
+                    self.write_stall_timeout,
+                    secs(1),
+                    secs(3600),
+                )?,
+                idle: check("idle-timeout", self.idle_timeout, secs(1), secs(3600))?,
+            },
             max_connections: match self.max_connections {
                 0 => return Err(ConfigError::NoConnections),
                 n => n,
+            },
+            max_connections_per_address: match self.max_connections_per_address {
+                Some(0) => return Err(ConfigError::Zero("max-connections-per-address")),
+                Some(n) => n.min(self.max_connections),
+                None => (self.max_connections / 4).max(1),
             },
             attempts: StoreLimits {
                 per_address: at_least_one("attempts-per-address", self.attempts_per_address)?,
@@ -297,7 +347,14 @@ impl Config {
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
-            idle_timeout: Duration::from_secs(30),
+            max_connections_per_address: 256,
+            deadlines: Deadlines {
+                first_byte: Duration::from_secs(20),
+                head: Duration::from_secs(20),
+                body: Duration::from_secs(60),
+                write_stall: Duration::from_secs(30),
+                idle: Duration::from_secs(30),
+            },
             attempts: StoreLimits::default(),
             reports: ReportSettings {
                 data_dir: dir.with_file_name("data"),

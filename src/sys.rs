@@ -3,11 +3,68 @@
 //! kept to these calls so the rest can stay safe.
 //!
 //! Every function takes a borrowed fd, so the socket outlives the call; the
-//! kernel writes at most the length we pass, into memory we own.
+//! kernel writes at most the length we pass, into memory we own. [`SharedFd`]
+//! lends a connection's descriptor to other tasks without duplicating it.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+/// A connection's descriptor, lent to readers in other tasks (a report
+/// reading `TCP_INFO` of a hanging connection, a probe's sampler) without a
+/// second descriptor.
+///
+/// While the connection lives, only the number is held: the owner calls
+/// [`SharedFd::close`] before the socket is closed, and a reader holds the
+/// lock for the length of its call, so a reader sees the socket open or sees
+/// nothing, never a number the kernel has since given to another connection.
+/// An owner that closes while readers still hold handles may instead pass the
+/// descriptor itself over ([`SharedFd::keep`]); it closes with the last handle.
+#[derive(Debug)]
+pub struct SharedFd(Mutex<Slot>);
+
+#[derive(Debug)]
+enum Slot {
+    Lent(RawFd),
+    Kept(OwnedFd),
+    Closed,
+}
+
+impl SharedFd {
+    /// `fd` must belong to a socket whose owner calls [`close`](Self::close)
+    /// before closing it (see `server::socket`).
+    pub fn new(fd: BorrowedFd<'_>) -> Self {
+        Self(Mutex::new(Slot::Lent(fd.as_raw_fd())))
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the descriptor if the socket is still open.
+    pub fn with<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> Option<R> {
+        match &*self.slot() {
+            // SAFETY: the slot holds a number only while its socket is open,
+            // and the owner cannot close it while we hold the lock (`close`
+            // takes it first).
+            Slot::Lent(fd) => Some(f(unsafe { BorrowedFd::borrow_raw(*fd) })),
+            Slot::Kept(fd) => Some(f(fd.as_fd())),
+            Slot::Closed => None,
+        }
+    }
+
+    /// Called by the owner just before the socket closes.
+    pub fn close(&self) {
+        *self.slot() = Slot::Closed;
+    }
+
+    /// The owner hands over the descriptor itself: it stays open for the
+    /// remaining handles and closes with the last of them.
+    pub fn keep(&self, fd: OwnedFd) {
+        *self.slot() = Slot::Kept(fd);
+    }
+}
 
 /// `TCP_SAVED_SYN` returns the SYN's IP and TCP headers: at most 60 + 60 bytes
 /// for IPv4, 40 (+ extension headers) + 60 for IPv6.
@@ -91,6 +148,44 @@ pub fn tcp_info(conn: BorrowedFd<'_>) -> io::Result<libc::tcp_info> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The soft and hard limits on open descriptors.
+fn nofile() -> io::Result<libc::rlimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit the kernel fills in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        Ok(limit)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The soft limit on open descriptors (0 if unknown), for log lines.
+pub fn descriptor_limit() -> u64 {
+    nofile().map_or(0, |l| l.rlim_cur)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: each
+/// connection takes one, and the usual soft default (1,024) is far below what
+/// the listeners hold. Returns the limit before and after.
+pub fn raise_descriptor_limit() -> io::Result<(u64, u64)> {
+    let before = nofile()?;
+    if before.rlim_cur >= before.rlim_max {
+        return Ok((before.rlim_cur as u64, before.rlim_cur as u64));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: before.rlim_max,
+        rlim_max: before.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit, read by the kernel only.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((before.rlim_cur as u64, raised.rlim_cur as u64))
 }
 
 #[cfg(not(target_os = "linux"))]

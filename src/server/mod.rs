@@ -1,15 +1,24 @@
-//! The listeners: binds the HTTPS and plain-HTTP ports, accepts connections under
-//! a global concurrency limit, and gives each its own task. A connection's
-//! failure is logged inside its task and goes no further.
+//! The listeners: binds the HTTPS and plain-HTTP ports, accepts connections
+//! under each listener's own limits, and gives each its own task. A
+//! connection's failure is logged inside its task and goes no further.
 //!
+//! - `admission`: per-listener and per-address limits; who makes room.
+//! - `activity`: what a connection is doing; its deadlines.
+//! - `socket`: the accepted stream and its one descriptor.
 //! - `tls`: capture → handshake → attempt record → HTTP, for the HTTPS port.
 //! - `plain`: the plain-HTTP port.
 //! - `http`: serves HTTP/1.1 and HTTP/2 on an established connection.
 
+mod activity;
+mod admission;
 mod http;
 mod plain;
 mod rescue;
+mod socket;
 mod tls;
+
+pub use activity::Deadlines;
+pub use admission::{Admission, Limits};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,15 +28,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::certs;
 use crate::config::Config;
 use crate::reports::{ReportStore, SqliteReportStore};
-use crate::tcp::TcpHandle;
 use crate::web::{self, AppState, TcpFacts};
+use activity::Activity;
+use socket::Socket;
 use std::os::fd::AsFd;
 
 /// What every connection task needs.
@@ -36,7 +45,30 @@ pub(crate) struct Shared {
     pub acceptor: TlsAcceptor,
     pub app: axum::Router,
     pub state: AppState,
+    pub admission: Listeners,
     next_id: AtomicU64,
+}
+
+/// Each listener's admission: a flood on one never takes another's places.
+#[derive(Debug)]
+pub struct Listeners {
+    pub https: Arc<Admission>,
+    pub http: Arc<Admission>,
+    pub probe: Arc<Admission>,
+}
+
+impl Listeners {
+    fn new(config: &Config) -> Self {
+        let limits = Limits {
+            total: config.max_connections,
+            per_address: config.max_connections_per_address,
+        };
+        Self {
+            https: Admission::new("https", limits),
+            http: Admission::new("http", limits),
+            probe: Admission::new("probe", limits),
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -67,6 +99,17 @@ pub struct Server {
 impl Server {
     /// Loads (or generates) the certificate and binds both listeners.
     pub async fn bind(config: Config) -> Result<Self> {
+        match crate::sys::raise_descriptor_limit() {
+            Ok((before, after)) if after > before => {
+                tracing::info!(
+                    before,
+                    after,
+                    "raised the open-descriptor limit to its hard limit"
+                )
+            }
+            Ok((_, limit)) => tracing::info!(limit, "open-descriptor limit"),
+            Err(err) => tracing::warn!(error = %err, "cannot raise the open-descriptor limit"),
+        }
         let identity = certs::load(&config.cert)?;
         let cert_path = identity.cert_path.clone();
         let (tls_config, profile) = certs::server_config(identity)?;
@@ -119,6 +162,7 @@ impl Server {
             .with_icmp(Arc::new(icmp))
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
+            .with_report_max_bytes(config.reports.max_bytes)
             .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
             .with_http_port(http.local_addr().map(|a| a.port()).unwrap_or(0))
             .with_probe_port(
@@ -131,6 +175,7 @@ impl Server {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
             state,
+            admission: Listeners::new(&config),
             config,
             next_id: AtomicU64::new(1),
         });
@@ -173,12 +218,25 @@ impl Server {
                 self.shared.config.reports.clone(),
             ));
         }
-        let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
-        let https = accept_loop(self.https, limit.clone(), self.shared.clone(), tls::serve);
-        let http = accept_loop(self.http, limit.clone(), self.shared.clone(), plain::serve);
+        let shared = &self.shared;
+        let https = accept_loop(
+            self.https,
+            shared.admission.https.clone(),
+            shared.clone(),
+            tls::serve,
+        );
+        let http = accept_loop(
+            self.http,
+            shared.admission.http.clone(),
+            shared.clone(),
+            plain::serve,
+        );
         let probe = async {
             match self.probe {
-                Some(probe) => accept_loop(probe, limit, self.shared, plain::serve_full_size).await,
+                Some(probe) => {
+                    let admission = shared.admission.probe.clone();
+                    accept_loop(probe, admission, shared.clone(), plain::serve_full_size).await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -193,16 +251,15 @@ impl Server {
 
 /// The connection's SYN (read once, here), a `TCP_INFO` handle, and the MSS
 /// clamp of the listener it came in on.
-pub(crate) fn tcp_facts(stream: &TcpStream, mss_clamp: Option<u32>) -> TcpFacts {
-    let syn = crate::sys::saved_syn(stream.as_fd())
+pub(crate) fn tcp_facts(socket: &Socket, mss_clamp: Option<u32>) -> TcpFacts {
+    let syn = crate::sys::saved_syn(socket.stream().as_fd())
         .ok()
         .filter(|bytes| !bytes.is_empty())
         .and_then(|bytes| crate::tcp::syn::parse(&bytes).ok())
         .map(Arc::new);
-    let handle = stream.as_fd().try_clone_to_owned().ok().map(TcpHandle::new);
     TcpFacts {
         syn,
-        handle,
+        handle: Some(socket.handle()),
         mss_clamp,
         our_mss_at_start: None,
     }
@@ -234,33 +291,55 @@ fn bind_hint(what: &str, addr: SocketAddr) -> String {
 
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    limit: Arc<Semaphore>,
+    admission: Arc<Admission>,
     shared: Arc<Shared>,
     handle: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, SocketAddr, Arc<Shared>) -> Fut,
+    F: Fn(Socket, SocketAddr, SocketAddr, Arc<Activity>, Arc<Shared>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut backoff = Duration::from_millis(5);
     loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return; // semaphore closed: shutting down
-        };
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
+                let activity = Arc::new(Activity::new(tokio::time::Instant::now()));
+                let Some(ticket) = admission.admit(peer.ip(), activity.clone()) else {
+                    continue; // dropping the stream closes it
+                };
                 let local = stream
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                let task = handle(stream, peer, local, shared.clone());
+                let task = handle(
+                    Socket::new(stream),
+                    peer,
+                    local,
+                    activity.clone(),
+                    shared.clone(),
+                );
                 tokio::spawn(async move {
-                    task.await;
-                    drop(permit);
+                    tokio::select! {
+                        () = task => {}
+                        () = activity.shed_requested() => {
+                            tracing::debug!(%peer, "connection shed to make room");
+                        }
+                    }
+                    drop(ticket);
                 });
             }
             Err(err) => {
-                // Usually EMFILE/ENFILE: back off instead of spinning.
-                tracing::warn!(error = %err, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                let out_of_descriptors =
+                    matches!(err.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                if out_of_descriptors {
+                    tracing::error!(
+                        error = %err,
+                        limit = crate::sys::descriptor_limit(),
+                        backoff_ms = backoff.as_millis() as u64,
+                        "accept failed: out of file descriptors; raise the hard limit (LimitNOFILE=, ulimit -Hn) or lower --max-connections"
+                    );
+                } else {
+                    tracing::warn!(error = %err, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }

@@ -6,40 +6,43 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
-
+use super::activity::Activity;
+use super::socket::Socket;
 use super::Shared;
 use crate::web::ConnectionContext;
 
 pub(super) async fn serve(
-    stream: TcpStream,
+    stream: Socket,
     peer: SocketAddr,
     local: SocketAddr,
+    activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
     let clamp = shared.config.report_mss;
-    serve_clamped(stream, peer, local, shared, clamp).await;
+    serve_clamped(stream, peer, local, activity, shared, clamp).await;
 }
 
 /// The optional probe listener: the same application with full-size packets,
 /// for a path test when HTTPS fails outright.
 pub(super) async fn serve_full_size(
-    stream: TcpStream,
+    stream: Socket,
     peer: SocketAddr,
     local: SocketAddr,
+    activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
-    serve_clamped(stream, peer, local, shared, None).await;
+    serve_clamped(stream, peer, local, activity, shared, None).await;
 }
 
 async fn serve_clamped(
-    stream: TcpStream,
+    stream: Socket,
     peer: SocketAddr,
     local: SocketAddr,
+    activity: Arc<Activity>,
     shared: Arc<Shared>,
     clamp: Option<u32>,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = stream.stream().set_nodelay(true);
     let mut tcp = super::tcp_facts(&stream, clamp);
     // What we announced, before anything this connection carries can teach
     // us a smaller path MTU: a probe upload's packets are only as large as this.
@@ -53,6 +56,7 @@ async fn serve_clamped(
         stream,
         ConnectionContext::Plain { peer, local },
         tcp,
+        activity,
         &shared,
     )
     .await;

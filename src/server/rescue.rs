@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::Shared;
@@ -42,7 +41,7 @@ pub(super) struct Connection<'a> {
 /// Reads the ClientHello as `capture::read_client_hello` does, sending our
 /// ICMP once if it gets stuck; returns the capture and the test's result.
 pub(super) async fn capture_hello(
-    stream: &mut TcpStream,
+    stream: &mut super::socket::Socket,
     conn: Connection<'_>,
     shared: &Shared,
     pending: &Registration<'_>,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::activity::Activity;
+use super::socket::Socket;
 use super::Shared;
 use crate::attempt::{
     self, AfterHandshake, Arrival, HandshakeError, Negotiated, Outcome, SentData, TlsAttempt,
@@ -22,14 +23,15 @@ use crate::web::ConnectionContext;
 use crate::web::TcpFacts;
 
 pub(super) async fn serve(
-    stream: TcpStream,
+    stream: Socket,
     peer: SocketAddr,
     local: SocketAddr,
+    activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
     let accepted = Instant::now();
     let started_at = SystemTime::now();
-    let _ = stream.set_nodelay(true);
+    let _ = stream.stream().set_nodelay(true);
     let tcp = super::tcp_facts(&stream, None);
     let id = shared.next_id();
     // Visible to reports while it lasts; gone once the attempt is recorded.
@@ -132,7 +134,7 @@ pub(super) async fn serve(
     drop(pending);
 
     if let Some(tls) = tls_stream {
-        serve_and_follow(tls, record, tcp, &shared).await;
+        serve_and_follow(tls, record, tcp, activity, &shared).await;
     }
 }
 
@@ -147,9 +149,10 @@ const FOLLOW_FOR: Duration = Duration::from_secs(30);
 /// we sent up to date, so a response the client never receives is on record
 /// (and on the plain-HTTP report) while the connection still hangs.
 async fn serve_and_follow(
-    tls: tokio_rustls::server::TlsStream<PrefixedIo<TcpStream>>,
+    tls: tokio_rustls::server::TlsStream<PrefixedIo<Socket>>,
     record: Arc<TlsAttempt>,
     tcp: TcpFacts,
+    activity: Arc<Activity>,
     shared: &Shared,
 ) {
     let after = record.after_handshake.clone();
@@ -161,6 +164,7 @@ async fn serve_and_follow(
         tls,
         ConnectionContext::Tls(record),
         tcp,
+        activity,
         shared
     ));
     let Some(handle) = handle else {

@@ -1,7 +1,6 @@
 //! `TCP_INFO` snapshots (Linux tcp(7)), reduced to the counters a path diagnosis
 //! needs, and a handle to take them during a connection's life.
 
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -84,22 +83,23 @@ impl TcpInfo {
     }
 }
 
-/// A duplicate of a connection's socket, kept only to read `TCP_INFO`. Holding it
-/// keeps the socket open, so holders must be short-lived (a request, a probe's
-/// sampler); the server drops its own copy when the connection ends.
+/// A way to read a connection's `TCP_INFO` from any task while it lives, on the
+/// connection's own descriptor (no duplicate). Once the connection has closed,
+/// [`info`](Self::info) answers `None`.
 #[derive(Debug, Clone)]
-pub struct TcpHandle(Arc<OwnedFd>);
+pub struct TcpHandle(Arc<crate::sys::SharedFd>);
 
 impl TcpHandle {
-    pub fn new(fd: OwnedFd) -> Self {
-        Self(Arc::new(fd))
+    pub(crate) fn new(fd: Arc<crate::sys::SharedFd>) -> Self {
+        Self(fd)
     }
 
     /// A snapshot, or `None` where the platform has no `TCP_INFO`.
     pub fn info(&self) -> Option<TcpInfo> {
         #[cfg(target_os = "linux")]
         {
-            crate::sys::tcp_info(self.0.as_fd())
+            self.0
+                .with(crate::sys::tcp_info)?
                 .ok()
                 .map(|raw| TcpInfo::from_raw(&raw))
         }
