@@ -20,7 +20,7 @@ use crate::attempt::TlsAttempt;
 pub trait Recorded {
     fn address(&self) -> IpAddr;
     fn id(&self) -> u64;
-    /// Rough heap size, for the byte budget.
+    /// Bytes the record holds in memory, for the byte budgets.
     fn approx_bytes(&self) -> usize;
 }
 
@@ -33,11 +33,9 @@ impl Recorded for TlsAttempt {
         self.id
     }
 
-    /// Its raw bytes, roughly twice that for the parsed hello, the read log,
-    /// and a fixed overhead.
+    /// Its real footprint: the struct and every buffer it owns.
     fn approx_bytes(&self) -> usize {
-        1024 + self.raw.len() * 3
-            + self.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>()
+        crate::attempt::footprint::of(self)
     }
 }
 
@@ -46,8 +44,12 @@ impl Recorded for TlsAttempt {
 pub struct StoreLimits {
     pub per_address: usize,
     pub total: usize,
-    /// Upper bound on the estimated bytes held by all attempts together.
+    /// Upper bound on the bytes held by all records together.
     pub total_bytes: usize,
+    /// Upper bound on the bytes held by one address's records (its newest
+    /// record is kept even when alone it is larger), so one address cannot
+    /// push everyone else's records out of `total_bytes`.
+    pub per_address_bytes: usize,
     pub ttl: Duration,
 }
 
@@ -57,6 +59,7 @@ impl Default for StoreLimits {
             per_address: 50,
             total: 20_000,
             total_bytes: 64 * 1024 * 1024,
+            per_address_bytes: 2 * 1024 * 1024,
             ttl: Duration::from_secs(3600),
         }
     }
@@ -127,6 +130,13 @@ impl<T: Recorded> RecentStore<T> {
         if list.len() > self.limits.per_address {
             if let Some(old) = list.pop_front() {
                 inner.bytes -= old.bytes;
+            }
+        }
+        let mut held: usize = list.iter().map(|e| e.bytes).sum();
+        while held > self.limits.per_address_bytes && list.len() > 1 {
+            if let Some(old) = list.pop_front() {
+                inner.bytes -= old.bytes;
+                held -= old.bytes;
             }
         }
         self.evict(inner, now);
@@ -269,6 +279,27 @@ mod tests {
         store.record_at(attempt(6, [10, 0, 0, 3]), now);
         assert_eq!(store.len(), 3);
         assert_eq!(ids(&store.recent_at([10, 0, 0, 1].into(), now)), vec![4]);
+    }
+
+    #[test]
+    fn one_address_with_huge_records_cannot_push_out_another() {
+        let limits = StoreLimits {
+            total_bytes: 100 * 1024,
+            per_address_bytes: 40 * 1024,
+            ..StoreLimits::default()
+        };
+        let store = RecentStore::<TlsAttempt>::new(limits);
+        let now = Instant::now();
+        store.record_at(attempt(1, [10, 0, 0, 9]), now);
+        for id in 2..200 {
+            let mut big = (*attempt(id, [10, 0, 0, 1])).clone();
+            big.raw = vec![0; 16 * 1024];
+            store.record_at(Arc::new(big), now);
+        }
+        assert_eq!(ids(&store.recent_at([10, 0, 0, 9].into(), now)), vec![1]);
+        let hostile = store.recent_at([10, 0, 0, 1].into(), now);
+        assert!(hostile.len() <= 2, "{}", hostile.len());
+        assert_eq!(hostile[0].id, 199, "the newest is kept");
     }
 
     #[test]

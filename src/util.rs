@@ -27,17 +27,56 @@ pub fn thousands(n: usize) -> String {
 }
 
 /// Makes a peer-controlled string safe for a terminal: control characters
-/// (which could move the cursor or recolour the screen) become `\u{..}` escapes.
+/// (which could move the cursor or recolour the screen) and invisible or
+/// direction-changing ones (which could make text read differently from what
+/// it is, CVE-2021-42574) become `\u{..}` escapes.
 pub fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_unicode().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || invisible(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Format characters that change how the text around them displays, or that
+/// show nothing at all: bidirectional embeddings, overrides and isolates,
+/// zero-width characters, the BOM, and the like.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'                  // soft hyphen
+        | '\u{061C}'                // Arabic letter mark
+        | '\u{115F}' | '\u{1160}'   // Hangul fillers
+        | '\u{180E}'                // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}'   // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}'   // embeddings and overrides
+        | '\u{2060}'..='\u{206F}'   // word joiner, isolates, deprecated formats
+        | '\u{3164}'                // Hangul filler
+        | '\u{FE00}'..='\u{FE0F}'   // variation selectors
+        | '\u{FEFF}'                // BOM / zero-width no-break space
+        | '\u{FFA0}'                // halfwidth Hangul filler
+        | '\u{FFF9}'..='\u{FFFB}'   // interlinear annotations
+        | '\u{E0000}'..='\u{E007F}' // tags
+    )
+}
+
+/// `name` if it is a well-formed DNS hostname (letters, digits, `-` and `_`
+/// in dot-separated labels of 1 to 63, 253 in all), safe to put in a command.
+pub fn hostname(name: &str) -> Option<&str> {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    let ok = !trimmed.is_empty()
+        && trimmed.len() <= 253
+        && trimmed.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    ok.then_some(name)
 }
 
 /// Greedy word wrap to `width` columns, each line prefixed by `indent`.
@@ -89,6 +128,32 @@ mod tests {
     #[test]
     fn escapes_terminal_control_characters() {
         assert_eq!(printable("a\x1b[31mb"), "a\\u{1b}[31mb");
+    }
+
+    #[test]
+    fn escapes_bidi_overrides_and_invisible_characters() {
+        // "evil\u{202E}txt.exe" would display as "evilexe.txt".
+        assert_eq!(printable("evil\u{202E}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(printable("a\u{2066}b\u{200B}c"), "a\\u{2066}b\\u{200b}c");
+        assert_eq!(printable("caf\u{e9} \u{4e2d}"), "caf\u{e9} \u{4e2d}");
+    }
+
+    #[test]
+    fn only_well_formed_hostnames_pass() {
+        assert_eq!(hostname("www.example.com"), Some("www.example.com"));
+        assert_eq!(hostname("a_b.example."), Some("a_b.example."));
+        for bad in [
+            "a.example;curl${IFS}x|sh;#",
+            "",
+            "-x.example",
+            "a..b",
+            "$(id)",
+            "a b",
+            "\u{202E}x",
+        ] {
+            assert_eq!(hostname(bad), None, "{bad:?}");
+        }
+        assert_eq!(hostname(&"a".repeat(64)), None);
     }
 
     #[test]

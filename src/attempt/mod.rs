@@ -3,6 +3,7 @@
 //! in, the store keeps it, diagnosis and reports read it.
 
 mod delivery;
+pub mod footprint;
 mod icmp_probe;
 mod outcome;
 

@@ -134,7 +134,13 @@ pub(super) fn sni_not_served(hello: &ClientHello, server: &ServerProfile) -> Opt
         ))
         .evidence("requested name (SNI)", sni)
         .evidence("names served", server.served_names.join(", "))
-        .fix(format!("Check where \"{sni}\" resolves: dig +short {sni}"))
+        .fix(match crate::util::hostname(sni) {
+            // Only a well-formed hostname goes into a command someone may paste.
+            Some(name) => format!("Check where the name resolves: dig +short {name}"),
+            None => "Check where the name resolves: dig +short <the-name> (the name sent has \
+                     characters no hostname has, so it is not repeated here)"
+                .to_owned(),
+        })
         .fix("Connect with a name the certificate covers."),
     )
 }

@@ -113,25 +113,121 @@ pub struct TlsView {
     pub fingerprints: Option<Fingerprints>,
 }
 
+/// Most items of any one list a view shows (cipher suites, extensions, the
+/// groups inside one extension, ...). Real clients send a few dozen; the cap
+/// only bites on a hostile hello, whose every byte is still in `raw_base64`.
+pub const MAX_LISTED: usize = 256;
+
+/// Most reads a view lists (the count is always complete).
+pub const MAX_READS_SHOWN: usize = 64;
+
+/// Longest fingerprint string shown (JA3 and JA4's raw forms grow with the
+/// hello); the hashes are always complete.
+pub const MAX_FINGERPRINT_CHARS: usize = 2048;
+
+/// Recent attempts listed in a connection report (newest first); all of an
+/// address's attempts are at `/api/v1/attempts`.
+pub const MAX_RECENT_IN_REPORT: usize = 20;
+
 /// The parsed hello plus the few derived facts every reader wants first.
 #[derive(Debug, Clone, Serialize)]
 pub struct HelloView {
     pub sni: Option<String>,
     pub alpn: Vec<String>,
     pub highest_version: ProtocolVersion,
+    /// How many cipher suites and extensions the hello really had; the lists
+    /// below stop at [`MAX_LISTED`] items.
+    pub cipher_suite_count: usize,
+    pub extension_count: usize,
+    /// False when some list was cut at [`MAX_LISTED`].
+    pub listed_in_full: bool,
     #[serde(flatten)]
     pub hello: ClientHello,
 }
 
 impl HelloView {
     pub fn of(h: &ClientHello) -> Self {
+        let (hello, listed_in_full) = bounded_hello(h);
         Self {
             sni: h.sni().map(str::to_owned),
-            alpn: h.alpn().iter().map(|p| p.name.clone()).collect(),
+            alpn: h
+                .alpn()
+                .iter()
+                .take(MAX_LISTED)
+                .map(|p| p.name.clone())
+                .collect(),
             highest_version: h.highest_version(),
-            hello: h.clone(),
+            cipher_suite_count: h.cipher_suites.len(),
+            extension_count: h.extensions.len(),
+            listed_in_full,
+            hello,
         }
     }
+}
+
+/// A copy of `h` with every list cut at [`MAX_LISTED`], and whether nothing was cut.
+fn bounded_hello(h: &ClientHello) -> (ClientHello, bool) {
+    use crate::hello::ExtensionData as D;
+    fn cut<T: Clone>(list: &[T], full: &mut bool) -> Vec<T> {
+        *full &= list.len() <= MAX_LISTED;
+        list[..list.len().min(MAX_LISTED)].to_vec()
+    }
+    let mut full = true;
+    let extensions = h.extensions[..h.extensions.len().min(MAX_LISTED)]
+        .iter()
+        .map(|e| crate::hello::Extension {
+            kind: e.kind,
+            length: e.length,
+            // Never serialized; the raw hello carries it.
+            data: Vec::new(),
+            decoded: match &e.decoded {
+                D::ServerName { names } => D::ServerName {
+                    names: cut(names, &mut full),
+                },
+                D::Alpn { protocols } => D::Alpn {
+                    protocols: cut(protocols, &mut full),
+                },
+                D::ApplicationSettings { protocols } => D::ApplicationSettings {
+                    protocols: cut(protocols, &mut full),
+                },
+                D::SupportedGroups { groups } => D::SupportedGroups {
+                    groups: cut(groups, &mut full),
+                },
+                D::EcPointFormats { formats } => D::EcPointFormats {
+                    formats: cut(formats, &mut full),
+                },
+                D::SignatureAlgorithms { schemes } => D::SignatureAlgorithms {
+                    schemes: cut(schemes, &mut full),
+                },
+                D::SupportedVersions { versions } => D::SupportedVersions {
+                    versions: cut(versions, &mut full),
+                },
+                D::KeyShare { shares } => D::KeyShare {
+                    shares: cut(shares, &mut full),
+                },
+                D::PskKeyExchangeModes { modes } => D::PskKeyExchangeModes {
+                    modes: cut(modes, &mut full),
+                },
+                D::CompressCertificate { algorithms } => D::CompressCertificate {
+                    algorithms: cut(algorithms, &mut full),
+                },
+                other => other.clone(),
+            },
+        })
+        .collect();
+    full &= h.extensions.len() <= MAX_LISTED;
+    let hello = ClientHello {
+        records: cut(&h.records, &mut full),
+        wire_length: h.wire_length,
+        handshake_length: h.handshake_length,
+        legacy_version: h.legacy_version,
+        random: h.random,
+        session_id: h.session_id.clone(),
+        cipher_suites: cut(&h.cipher_suites, &mut full),
+        compression_methods: cut(&h.compression_methods, &mut full),
+        extensions,
+    };
+    (hello, full)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,15 +269,67 @@ pub struct AttemptView {
     /// One line: what happened.
     pub summary: String,
     pub outcome: Outcome,
-    pub tls: TlsView,
+    pub tls: AttemptTls,
     pub findings: Vec<Finding>,
+}
+
+/// Most reads an attempt's summary lists.
+pub const MAX_READS_IN_SUMMARY: usize = 16;
+
+/// An attempt's TLS facts as listed: what was negotiated, how the hello
+/// arrived (its first reads), the fingerprint hashes. Small and bounded
+/// whatever the client sent; the whole record, hello included, is at
+/// `/api/v1/attempts/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptTls {
+    pub tcp_at_capture: Option<TcpInfo>,
+    pub negotiated: Option<Negotiated>,
+    pub handshake_ms: Option<f64>,
+    pub arrival: ArrivalView,
+    #[serde(default)]
+    pub icmp_probe: Option<IcmpProbe>,
+    #[serde(default)]
+    pub sni: Option<String>,
+    pub fingerprints: Option<FingerprintHashes>,
+}
+
+/// The fixed-size fingerprints (the raw strings are in the attempt's detail).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FingerprintHashes {
+    pub ja3_md5: String,
+    pub ja4: String,
+    pub ja4_o: String,
+}
+
+impl AttemptTls {
+    fn of(a: &TlsAttempt) -> Self {
+        let mut arrival = arrival_view(a, MAX_READS_IN_SUMMARY);
+        arrival.reads.shrink_to_fit();
+        Self {
+            tcp_at_capture: a.tcp,
+            negotiated: a.negotiated.clone(),
+            handshake_ms: a.handshake_ms.map(round3),
+            arrival,
+            icmp_probe: a.icmp_probe.clone(),
+            sni: a
+                .client_hello
+                .as_ref()
+                .and_then(|h| h.sni())
+                .map(str::to_owned),
+            fingerprints: a.fingerprints.as_ref().map(|f| FingerprintHashes {
+                ja3_md5: f.ja3_md5.clone(),
+                ja4: f.ja4.clone(),
+                ja4_o: f.ja4_o.clone(),
+            }),
+        }
+    }
 }
 
 impl AttemptView {
     pub fn new(attempt: &TlsAttempt, findings: Vec<Finding>) -> Self {
-        let tls = TlsView::from_attempt(attempt);
+        let tls = AttemptTls::of(attempt);
         let summary = if attempt.succeeded() {
-            tls.summary()
+            summary_line(tls.negotiated.as_ref(), &tls.arrival)
         } else {
             attempt.outcome.describe()
         };
@@ -201,6 +349,29 @@ impl AttemptView {
     pub fn time(&self) -> String {
         let stamp = humantime::format_rfc3339_seconds(self.started_at).to_string();
         stamp.get(11..19).unwrap_or(&stamp).to_owned() + " UTC"
+    }
+}
+
+/// `/api/v1/attempts/{id}`: one attempt in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptDetail {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub attempt: AttemptView,
+    /// Everything about the hello: the parsed lists, every logged read, the
+    /// raw bytes and the fingerprint strings.
+    pub detail: TlsView,
+}
+
+impl AttemptDetail {
+    pub fn new(attempt: &TlsAttempt, findings: Vec<Finding>) -> Self {
+        let mut detail = TlsView::from_attempt(attempt);
+        detail.arrival = arrival_view(attempt, crate::capture::MAX_LOGGED_READS);
+        Self {
+            schema_version: SCHEMA_VERSION,
+            attempt: AttemptView::new(attempt, findings),
+            detail,
+        }
     }
 }
 
@@ -301,7 +472,7 @@ impl ConnectionReport {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|err| {
+        serde_json::to_string(self).unwrap_or_else(|err| {
             // Only non-string map keys can fail here, and the view has none.
             format!("{{\"error\": \"serializing report: {err}\"}}")
         })
@@ -317,60 +488,71 @@ fn client(peer: SocketAddr) -> ClientView {
 
 impl TlsView {
     pub fn from_attempt(a: &TlsAttempt) -> Self {
-        let mut previous: Option<f64> = None;
-        let reads = a
-            .arrival
-            .reads
-            .iter()
-            .map(|r| {
-                let gap_ms = previous.map(|p| round3(r.at_ms - p));
-                previous = Some(r.at_ms);
-                ReadView {
-                    at_ms: round3(r.at_ms),
-                    bytes: r.bytes,
-                    gap_ms,
-                }
-            })
-            .collect();
         Self {
             tcp_at_capture: a.tcp,
             negotiated: a.negotiated.clone(),
             handshake_ms: a.handshake_ms.map(round3),
-            arrival: ArrivalView {
-                bytes: a.arrival.bytes,
-                read_count: a.arrival.read_count,
-                tls_records: a.client_hello.as_ref().map_or(0, |h| h.records.len()),
-                reads,
-                capture_ms: round3(a.arrival.capture_ms),
-            },
+            arrival: arrival_view(a, MAX_READS_SHOWN),
             raw_base64: base64_encode(&a.raw),
             icmp_probe: a.icmp_probe.clone(),
             client_hello: a.client_hello.as_ref().map(HelloView::of),
-            fingerprints: a.fingerprints.clone(),
+            fingerprints: a.fingerprints.as_ref().map(bounded_fingerprints),
         }
     }
 
     /// "TLS 1.3, X25519MLKEM768, ClientHello 1,913 bytes in 2 reads".
     pub fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(n) = &self.negotiated {
-            parts.push(n.version.to_string());
-            if let Some(group) = n.key_exchange_group {
-                parts.push(group.to_string());
-            }
-        }
-        let reads = self.arrival.read_count;
-        let mut arrival = format!(
-            "ClientHello {} bytes in {reads} read{}",
-            thousands(self.arrival.bytes),
-            if reads == 1 { "" } else { "s" }
-        );
-        if self.arrival.tls_records > 1 {
-            arrival.push_str(&format!(" ({} TLS records)", self.arrival.tls_records));
-        }
-        parts.push(arrival);
-        parts.join(", ")
+        summary_line(self.negotiated.as_ref(), &self.arrival)
     }
+}
+
+/// How the hello arrived, with the first `max_reads` reads listed.
+fn arrival_view(a: &TlsAttempt, max_reads: usize) -> ArrivalView {
+    let mut previous: Option<f64> = None;
+    let reads = a
+        .arrival
+        .reads
+        .iter()
+        .take(max_reads)
+        .map(|r| {
+            let gap_ms = previous.map(|p| round3(r.at_ms - p));
+            previous = Some(r.at_ms);
+            ReadView {
+                at_ms: round3(r.at_ms),
+                bytes: r.bytes,
+                gap_ms,
+            }
+        })
+        .collect();
+    ArrivalView {
+        bytes: a.arrival.bytes,
+        read_count: a.arrival.read_count,
+        tls_records: a.client_hello.as_ref().map_or(0, |h| h.records.len()),
+        reads,
+        capture_ms: round3(a.arrival.capture_ms),
+    }
+}
+
+/// "TLS 1.3, X25519MLKEM768, ClientHello 1,913 bytes in 2 reads".
+fn summary_line(negotiated: Option<&Negotiated>, arrival: &ArrivalView) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = negotiated {
+        parts.push(n.version.to_string());
+        if let Some(group) = n.key_exchange_group {
+            parts.push(group.to_string());
+        }
+    }
+    let reads = arrival.read_count;
+    let mut line = format!(
+        "ClientHello {} bytes in {reads} read{}",
+        thousands(arrival.bytes),
+        if reads == 1 { "" } else { "s" }
+    );
+    if arrival.tls_records > 1 {
+        line.push_str(&format!(" ({} TLS records)", arrival.tls_records));
+    }
+    parts.push(line);
+    parts.join(", ")
 }
 
 impl TlsView {
@@ -395,9 +577,22 @@ impl ConnectionReport {
         if let Some(tls) = &mut self.tls {
             tls.rehydrate();
         }
-        for attempt in &mut self.recent_attempts {
-            attempt.tls.rehydrate();
-        }
+    }
+}
+
+/// The fingerprints with their long raw strings cut at [`MAX_FINGERPRINT_CHARS`].
+fn bounded_fingerprints(f: &Fingerprints) -> Fingerprints {
+    let cut = |s: &str| match s.char_indices().nth(MAX_FINGERPRINT_CHARS) {
+        None => s.to_owned(),
+        Some((at, _)) => format!("{}… ({} more bytes)", &s[..at], s.len() - at),
+    };
+    Fingerprints {
+        ja3: cut(&f.ja3),
+        ja3_md5: f.ja3_md5.clone(),
+        ja4: f.ja4.clone(),
+        ja4_r: cut(&f.ja4_r),
+        ja4_o: f.ja4_o.clone(),
+        ja4_ro: cut(&f.ja4_ro),
     }
 }
 

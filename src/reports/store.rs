@@ -93,7 +93,9 @@ pub struct StoredReport {
 /// Where reports live. Implementations block; callers run them off the async
 /// runtime (`spawn_blocking`).
 pub trait ReportStore: Send + Sync + std::fmt::Debug {
-    fn save(&self, report: &NewReport) -> Result<(), StoreError>;
+    /// Saves `report`, then deletes the oldest reports until all of them
+    /// together fit in `max_total_bytes` (the new one is never deleted).
+    fn save(&self, report: &NewReport, max_total_bytes: u64) -> Result<(), StoreError>;
     fn get(&self, id: &str) -> Result<Option<StoredReport>, StoreError>;
     /// Newest first, optionally only one label.
     fn list(&self, label: Option<&str>, limit: usize) -> Result<Vec<ReportMeta>, StoreError>;
@@ -183,8 +185,10 @@ fn meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReportMeta> {
 }
 
 impl ReportStore for SqliteReportStore {
-    fn save(&self, r: &NewReport) -> Result<(), StoreError> {
-        self.lock().execute(
+    fn save(&self, r: &NewReport, max_total_bytes: u64) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO reports (id, created_at_ms, label, client_address, worst, summary, body, size)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
@@ -198,6 +202,8 @@ impl ReportStore for SqliteReportStore {
                 r.body.len() as i64
             ],
         )?;
+        trim(&tx, max_total_bytes, Some(&r.id))?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -234,30 +240,40 @@ impl ReportStore for SqliteReportStore {
             "DELETE FROM reports WHERE created_at_ms < ?1",
             params![millis(cutoff)],
         )?;
-        let total: i64 = conn.query_row("SELECT COALESCE(SUM(size), 0) FROM reports", [], |r| {
-            r.get(0)
-        })?;
-        if total as u64 > max_bytes {
-            // Oldest first, until what is left fits.
-            let mut excess = total as u64 - max_bytes;
-            let mut victims = Vec::new();
-            {
-                let mut stmt =
-                    conn.prepare("SELECT id, size FROM reports ORDER BY created_at_ms, id")?;
-                let mut rows = stmt.query([])?;
-                while excess > 0 {
-                    let Some(row) = rows.next()? else { break };
-                    let size: i64 = row.get(1)?;
-                    victims.push(row.get::<_, String>(0)?);
-                    excess = excess.saturating_sub(size as u64);
-                }
-            }
-            for id in victims {
-                deleted += conn.execute("DELETE FROM reports WHERE id = ?1", params![id])?;
-            }
-        }
+        deleted += trim(&conn, max_bytes, None)?;
         Ok(deleted)
     }
+}
+
+/// Deletes the oldest reports (never `keep`) until the rest fit in `max_bytes`.
+fn trim(conn: &Connection, max_bytes: u64, keep: Option<&str>) -> Result<usize, StoreError> {
+    let total: i64 = conn.query_row("SELECT COALESCE(SUM(size), 0) FROM reports", [], |r| {
+        r.get(0)
+    })?;
+    if total as u64 <= max_bytes {
+        return Ok(0);
+    }
+    let mut excess = total as u64 - max_bytes;
+    let mut victims = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT id, size FROM reports ORDER BY created_at_ms, id")?;
+        let mut rows = stmt.query([])?;
+        while excess > 0 {
+            let Some(row) = rows.next()? else { break };
+            let id: String = row.get(0)?;
+            if keep == Some(id.as_str()) {
+                continue;
+            }
+            let size: i64 = row.get(1)?;
+            victims.push(id);
+            excess = excess.saturating_sub(size as u64);
+        }
+    }
+    let mut deleted = 0;
+    for id in victims {
+        deleted += conn.execute("DELETE FROM reports WHERE id = ?1", params![id])?;
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -283,14 +299,14 @@ mod tests {
         {
             let store = SqliteReportStore::open(dir.path()).unwrap();
             store
-                .save(&report(
-                    "a",
-                    now - Duration::from_secs(5),
-                    Some("ACME-1"),
-                    "{}",
-                ))
+                .save(
+                    &report("a", now - Duration::from_secs(5), Some("ACME-1"), "{}"),
+                    u64::MAX,
+                )
                 .unwrap();
-            store.save(&report("b", now, None, "{\"x\":1}")).unwrap();
+            store
+                .save(&report("b", now, None, "{\"x\":1}"), u64::MAX)
+                .unwrap();
         }
         let store = SqliteReportStore::open(dir.path()).unwrap();
         assert_eq!(store.get("b").unwrap().unwrap().body, "{\"x\":1}");
@@ -318,16 +334,19 @@ mod tests {
         let now = SystemTime::now();
         let day = Duration::from_secs(86_400);
         store
-            .save(&report("old", now - 31 * day, None, "x"))
+            .save(&report("old", now - 31 * day, None, "x"), u64::MAX)
             .unwrap();
         for (i, id) in ["r1", "r2", "r3"].iter().enumerate() {
             store
-                .save(&report(
-                    id,
-                    now - Duration::from_secs(10 - i as u64),
-                    None,
-                    &"y".repeat(100),
-                ))
+                .save(
+                    &report(
+                        id,
+                        now - Duration::from_secs(10 - i as u64),
+                        None,
+                        &"y".repeat(100),
+                    ),
+                    u64::MAX,
+                )
                 .unwrap();
         }
         assert_eq!(store.purge(now - 30 * day, u64::MAX).unwrap(), 1);

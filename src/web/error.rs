@@ -27,6 +27,12 @@ pub enum AppError {
     /// A stored report this version cannot render (its JSON is still served).
     #[error("{0}")]
     Outdated(String),
+    /// This address has used its allowance; it may try again after the delay.
+    #[error("too many requests; retry after {0:?}")]
+    TooMany(std::time::Duration),
+    /// The body is not of the one type this endpoint accepts.
+    #[error("send the body as {0}")]
+    MediaType(&'static str),
 }
 
 impl IntoResponse for AppError {
@@ -42,6 +48,24 @@ impl IntoResponse for AppError {
             )
                 .into_response(),
             AppError::Outdated(msg) => (StatusCode::GONE, format!("{msg}\n")).into_response(),
+            AppError::TooMany(wait) => {
+                // Whole seconds, rounded up: a client that waits this long gets in.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    format!(
+                        "too many reports from your address; try again in {secs} s \
+                         (your earlier reports are saved)\n"
+                    ),
+                )
+                    .into_response()
+            }
+            AppError::MediaType(wanted) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("send the body with Content-Type: {wanted}\n"),
+            )
+                .into_response(),
             AppError::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over the {limit}-byte limit\n"),

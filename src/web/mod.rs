@@ -18,6 +18,7 @@ mod error;
 mod negotiate;
 mod observe;
 mod probe;
+pub mod rate;
 mod report;
 mod saved;
 
@@ -83,6 +84,18 @@ impl ConnectionContext {
     }
 }
 
+/// Reports one address may save: a burst of 10 (a support session re-running
+/// the test), then one every 20 s.
+pub const REPORT_RATE: rate::Rate = rate::Rate {
+    burst: 10,
+    every: std::time::Duration::from_secs(20),
+    max_addresses: 65_536,
+};
+
+/// Largest saved report. A real one is a few tens of KiB; the bound holds
+/// whatever a client sends (every list in a report is capped).
+pub const MAX_REPORT_BYTES: usize = 512 * 1024;
+
 /// State shared by all handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -109,6 +122,10 @@ pub struct AppState {
     pub http_port: u16,
     /// Port of the optional full-size plain-HTTP probe listener.
     pub probe_port: Option<u16>,
+    /// How often one address may save a report.
+    pub report_rate: Arc<rate::RateLimiter>,
+    /// All saved reports together, enforced as each is saved.
+    pub report_max_bytes: u64,
 }
 
 impl AppState {
@@ -130,6 +147,8 @@ impl AppState {
             https_port: 0,
             http_port: 0,
             probe_port: None,
+            report_rate: Arc::new(rate::RateLimiter::new(REPORT_RATE)),
+            report_max_bytes: 1 << 30,
         }
     }
 
@@ -160,6 +179,16 @@ impl AppState {
 
     pub fn with_reports(mut self, reports: Result<Arc<dyn ReportStore>, &'static str>) -> Self {
         self.reports = reports;
+        self
+    }
+
+    pub fn with_report_max_bytes(mut self, max: u64) -> Self {
+        self.report_max_bytes = max;
+        self
+    }
+
+    pub fn with_report_rate(mut self, rate: rate::Rate) -> Self {
+        self.report_rate = Arc::new(rate::RateLimiter::new(rate));
         self
     }
 
@@ -302,6 +331,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(report::connection))
         .route("/api/v1/attempts", get(report::attempts_json))
+        .route("/api/v1/attempts/{id}", get(report::attempt_json))
         .route("/api/v1/probe/config", get(probe::config))
         .route("/api/v1/probe/results", post(probe::results))
         .route("/check.sh", get(probe::check_sh))

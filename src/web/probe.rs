@@ -400,6 +400,14 @@ async fn save(state: &AppState, report: &RunReport) -> Result<String, &'static s
         tracing::error!(error = %err, "serializing a report");
         "the server could not write the report"
     })?;
+    if body.len() > super::MAX_REPORT_BYTES {
+        tracing::warn!(
+            bytes = body.len(),
+            "a report over the size cap was not saved"
+        );
+        return Err("the report is larger than the server keeps");
+    }
+    let max_total = state.report_max_bytes;
     let new = NewReport {
         id: id.clone(),
         created_at: document.created_at,
@@ -409,7 +417,7 @@ async fn save(state: &AppState, report: &RunReport) -> Result<String, &'static s
         summary: document.verdict.clone(),
         body,
     };
-    match tokio::task::spawn_blocking(move || store.save(&new)).await {
+    match tokio::task::spawn_blocking(move || store.save(&new, max_total)).await {
         Ok(Ok(())) => {
             tracing::info!(target: "tlsdiag::report", %id, label = report.label.as_deref().unwrap_or(""), "report saved");
             Ok(id)
@@ -432,6 +440,21 @@ pub(super) async fn results(
     request: Request,
 ) -> Result<Response, AppError> {
     let (context, tcp) = context(&request)?;
+    // A cross-site form or `fetch` without a preflight can only send
+    // text/plain and friends: requiring JSON keeps other pages from filing
+    // reports in a visitor's name.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(AppError::MediaType("application/json"));
+    }
+    state
+        .report_rate
+        .take(context.peer().ip(), tokio::time::Instant::now())
+        .map_err(AppError::TooMany)?;
     // The posting connection's own report (its ClientHello, SYN, recent
     // attempts) goes into the saved report; take it before the body is read.
     let connection = super::report::build(&state, &request)?;

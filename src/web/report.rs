@@ -1,6 +1,6 @@
 //! The connection report handlers.
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Version};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::diagnose::{self, IpVersion, Observations};
 use crate::report::html::ReportPage;
-use crate::report::{text, AttemptView, AttemptsReport, ConnectionReport, HttpFacts};
+use crate::report::{
+    text, AttemptDetail, AttemptView, AttemptsReport, ConnectionReport, HttpFacts,
+};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FormatQuery {
@@ -45,9 +47,33 @@ pub(super) async fn attempts_json(
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
     let peer = context.peer();
-    let report = AttemptsReport::new(peer, recent_attempts(&state, peer));
-    let body =
-        serde_json::to_string_pretty(&report).map_err(|e| AppError::Internal(e.to_string()))?;
+    let report = AttemptsReport::new(peer, recent_attempts(&state, peer, usize::MAX));
+    json_response(&report)
+}
+
+/// One of the caller's own attempts in full: the whole parsed hello, every
+/// logged read, the fingerprint strings (each list still capped, see
+/// `report::MAX_LISTED`). Another address's attempt is not found.
+pub(super) async fn attempt_json(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    request: Request,
+) -> Result<Response, AppError> {
+    let context = request
+        .extensions()
+        .get::<ConnectionContext>()
+        .ok_or(AppError::NoConnection)?;
+    let peer = context.peer();
+    let attempt = super::observe::attempts(&state, peer.ip(), state.attempts_ttl())
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or(AppError::NotFound)?;
+    let detail = AttemptDetail::new(&attempt, diagnose::attempt(&attempt, &state.profile));
+    json_response(&detail)
+}
+
+fn json_response<T: serde::Serialize>(value: &T) -> Result<Response, AppError> {
+    let body = serde_json::to_string(value).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -62,9 +88,10 @@ pub(super) async fn attempts_json(
 /// customer's tries of the last minutes, not last hour's.
 const HEADLINE_WINDOW: Duration = Duration::from_secs(600);
 
-fn recent_attempts(state: &AppState, peer: std::net::SocketAddr) -> Vec<AttemptView> {
+fn recent_attempts(state: &AppState, peer: std::net::SocketAddr, max: usize) -> Vec<AttemptView> {
     super::observe::attempts(state, peer.ip(), state.attempts_ttl())
         .iter()
+        .take(max)
         .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile)))
         .collect()
 }
@@ -76,7 +103,7 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         .ok_or(AppError::NoConnection)?;
     let http = http_facts(request);
     let peer = context.peer();
-    let recent = recent_attempts(state, peer);
+    let recent = recent_attempts(state, peer, crate::report::MAX_RECENT_IN_REPORT);
     let syn = request
         .extensions()
         .get::<TcpFacts>()

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -160,10 +160,23 @@ pub(super) async fn admin(
     State(state): State<AppState>,
     Query(query): Query<AdminQuery>,
     headers: HeaderMap,
+    Extension(context): Extension<ConnectionContext>,
 ) -> Result<Response, AppError> {
     let Some(expected) = &state.admin_token else {
         return Err(AppError::NotFound);
     };
+    if let ConnectionContext::Plain { peer, .. } = context {
+        // The token would cross the network in clear: refuse before reading
+        // it, so a guess over plain HTTP learns nothing either. The host
+        // itself (loopback) may use plain HTTP.
+        if !peer.ip().to_canonical().is_loopback() {
+            return Ok((
+                StatusCode::FORBIDDEN,
+                "the admin view is served over HTTPS only; never send its token over plain HTTP\n",
+            )
+                .into_response());
+        }
+    }
     if !authorized(&headers, expected) {
         return Ok((
             StatusCode::UNAUTHORIZED,

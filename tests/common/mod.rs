@@ -128,8 +128,9 @@ pub async fn get_with_delivery(
     config: Arc<ClientConfig>,
     sni: &'static str,
     delivery: Delivery,
-    path: &'static str,
+    path: &str,
 ) -> (Vec<u8>, String) {
+    let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut sock = std::net::TcpStream::connect(addr).expect("connect");
         sock.set_nodelay(true).expect("nodelay");

@@ -1,0 +1,120 @@
+//! What an attempt really occupies in memory: the record itself and every
+//! heap buffer it owns, by capacity. The recent-attempts store budgets by
+//! this, so a hostile hello (thousands of empty extensions, a 64 KiB cipher
+//! list) is charged for what its parsed form and fingerprints actually hold.
+
+use std::mem::size_of;
+
+use super::{Outcome, TlsAttempt};
+use crate::hello::{ClientHello, ExtensionData};
+
+/// Bytes held by `a`, its own struct included (shared parts, like the
+/// after-handshake cell, once).
+pub fn of(a: &TlsAttempt) -> usize {
+    size_of::<TlsAttempt>()
+        + a.raw.capacity()
+        + a.arrival.reads.capacity() * size_of::<crate::capture::ReadEvent>()
+        + a.client_hello.as_ref().map_or(0, hello)
+        + a.fingerprints.as_ref().map_or(0, |f| {
+            f.ja3.capacity()
+                + f.ja3_md5.capacity()
+                + f.ja4.capacity()
+                + f.ja4_r.capacity()
+                + f.ja4_o.capacity()
+                + f.ja4_ro.capacity()
+        })
+        + a.negotiated
+            .as_ref()
+            .and_then(|n| n.alpn.as_ref())
+            .map_or(0, String::capacity)
+        + outcome(&a.outcome)
+        + a.syn.as_ref().map_or(0, |s| {
+            s.options.capacity() * size_of::<crate::tcp::syn::TcpOption>()
+        })
+        + a.icmp_probe.as_ref().map_or(0, |p| {
+            // Its one message string, at most.
+            serde_json::to_string(p).map_or(0, |s| s.len())
+        })
+        // The shared cell behind `after_handshake`.
+        + 64
+}
+
+/// A parsed hello's heap: its lists and each extension's raw and decoded parts.
+pub fn hello(h: &ClientHello) -> usize {
+    let records = h.records.capacity() * size_of::<crate::hello::model::RecordHeader>();
+    let suites = h.cipher_suites.capacity() * size_of::<crate::hello::wire::CipherSuite>();
+    let extensions = h.extensions.capacity() * size_of::<crate::hello::Extension>()
+        + h.extensions
+            .iter()
+            .map(|e| e.data.capacity() + decoded(&e.decoded))
+            .sum::<usize>();
+    records + suites + extensions + h.session_id.capacity() + h.compression_methods.capacity()
+}
+
+fn decoded(d: &ExtensionData) -> usize {
+    use crate::hello::model::{KeyShareEntry, Protocol, ServerName};
+    use crate::hello::wire::{NamedGroup, ProtocolVersion, SignatureScheme};
+    let protocols = |p: &Vec<Protocol>| {
+        p.capacity() * size_of::<Protocol>()
+            + p.iter()
+                .map(|p| p.name.capacity() + p.raw.capacity())
+                .sum::<usize>()
+    };
+    match d {
+        ExtensionData::ServerName { names } => {
+            names.capacity() * size_of::<ServerName>()
+                + names.iter().map(|n| n.name.capacity()).sum::<usize>()
+        }
+        ExtensionData::Alpn { protocols: p }
+        | ExtensionData::ApplicationSettings { protocols: p } => protocols(p),
+        ExtensionData::SupportedGroups { groups } => groups.capacity() * size_of::<NamedGroup>(),
+        ExtensionData::EcPointFormats { formats } => formats.capacity(),
+        ExtensionData::SignatureAlgorithms { schemes } => {
+            schemes.capacity() * size_of::<SignatureScheme>()
+        }
+        ExtensionData::SupportedVersions { versions } => {
+            versions.capacity() * size_of::<ProtocolVersion>()
+        }
+        ExtensionData::KeyShare { shares } => shares.capacity() * size_of::<KeyShareEntry>(),
+        ExtensionData::PskKeyExchangeModes { modes } => modes.capacity(),
+        ExtensionData::CompressCertificate { algorithms } => algorithms.capacity() * 2,
+        ExtensionData::Malformed { reason } => reason.capacity(),
+        _ => 0,
+    }
+}
+
+fn outcome(o: &Outcome) -> usize {
+    // Outcomes own at most a few short strings (an alert's name, an error
+    // message, a preview of non-TLS bytes); their serialized length bounds them.
+    match o {
+        Outcome::Completed => 0,
+        other => serde_json::to_string(other).map_or(0, |s| s.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_with_thousands_of_empty_extensions_is_charged_for_each() {
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hellos/chromium_pq.bin"
+        ))
+        .expect("fixture");
+        let real = crate::hello::parse_client_hello(&raw).expect("parses");
+        let small = hello(&real);
+        let mut big = real.clone();
+        let empty = crate::hello::Extension {
+            kind: crate::hello::wire::ExtensionType(0xff01),
+            length: 0,
+            data: Vec::new(),
+            decoded: ExtensionData::Empty,
+        };
+        big.extensions = vec![empty; 16_000];
+        // 4 bytes on the wire each, but a whole `Extension` struct in memory.
+        assert!(hello(&big) >= 16_000 * size_of::<crate::hello::Extension>());
+        assert!(small < 64 * 1024, "a real hello stays small: {small}");
+    }
+}
