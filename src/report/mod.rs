@@ -165,14 +165,38 @@ impl HelloView {
     }
 }
 
-/// A copy of `h` with every list cut at [`MAX_LISTED`], and whether nothing was cut.
+/// Most items listed inside extensions, all extensions together: a hello
+/// repeating one extension 256 times cannot multiply the lists.
+pub const MAX_LISTED_IN_EXTENSIONS: usize = 4 * MAX_LISTED;
+
+/// A copy of `h` with every list cut at [`MAX_LISTED`] (and the lists inside
+/// extensions at [`MAX_LISTED_IN_EXTENSIONS`] together), and whether nothing
+/// was cut.
 fn bounded_hello(h: &ClientHello) -> (ClientHello, bool) {
     use crate::hello::ExtensionData as D;
-    fn cut<T: Clone>(list: &[T], full: &mut bool) -> Vec<T> {
-        *full &= list.len() <= MAX_LISTED;
-        list[..list.len().min(MAX_LISTED)].to_vec()
+    /// Cuts lists, keeping count of what the extensions have used.
+    struct Lister {
+        budget: usize,
+        full: bool,
     }
-    let mut full = true;
+    impl Lister {
+        fn top<T: Clone>(&mut self, list: &[T]) -> Vec<T> {
+            self.keep(list, MAX_LISTED)
+        }
+        fn inner<T: Clone>(&mut self, list: &[T]) -> Vec<T> {
+            let kept = self.keep(list, MAX_LISTED.min(self.budget));
+            self.budget -= kept.len();
+            kept
+        }
+        fn keep<T: Clone>(&mut self, list: &[T], max: usize) -> Vec<T> {
+            self.full &= list.len() <= max;
+            list[..list.len().min(max)].to_vec()
+        }
+    }
+    let mut l = Lister {
+        budget: MAX_LISTED_IN_EXTENSIONS,
+        full: h.extensions.len() <= MAX_LISTED,
+    };
     let extensions = h.extensions[..h.extensions.len().min(MAX_LISTED)]
         .iter()
         .map(|e| crate::hello::Extension {
@@ -182,52 +206,51 @@ fn bounded_hello(h: &ClientHello) -> (ClientHello, bool) {
             data: Vec::new(),
             decoded: match &e.decoded {
                 D::ServerName { names } => D::ServerName {
-                    names: cut(names, &mut full),
+                    names: l.inner(names),
                 },
                 D::Alpn { protocols } => D::Alpn {
-                    protocols: cut(protocols, &mut full),
+                    protocols: l.inner(protocols),
                 },
                 D::ApplicationSettings { protocols } => D::ApplicationSettings {
-                    protocols: cut(protocols, &mut full),
+                    protocols: l.inner(protocols),
                 },
                 D::SupportedGroups { groups } => D::SupportedGroups {
-                    groups: cut(groups, &mut full),
+                    groups: l.inner(groups),
                 },
                 D::EcPointFormats { formats } => D::EcPointFormats {
-                    formats: cut(formats, &mut full),
+                    formats: l.inner(formats),
                 },
                 D::SignatureAlgorithms { schemes } => D::SignatureAlgorithms {
-                    schemes: cut(schemes, &mut full),
+                    schemes: l.inner(schemes),
                 },
                 D::SupportedVersions { versions } => D::SupportedVersions {
-                    versions: cut(versions, &mut full),
+                    versions: l.inner(versions),
                 },
                 D::KeyShare { shares } => D::KeyShare {
-                    shares: cut(shares, &mut full),
+                    shares: l.inner(shares),
                 },
                 D::PskKeyExchangeModes { modes } => D::PskKeyExchangeModes {
-                    modes: cut(modes, &mut full),
+                    modes: l.inner(modes),
                 },
                 D::CompressCertificate { algorithms } => D::CompressCertificate {
-                    algorithms: cut(algorithms, &mut full),
+                    algorithms: l.inner(algorithms),
                 },
                 other => other.clone(),
             },
         })
         .collect();
-    full &= h.extensions.len() <= MAX_LISTED;
     let hello = ClientHello {
-        records: cut(&h.records, &mut full),
+        records: l.top(&h.records),
         wire_length: h.wire_length,
         handshake_length: h.handshake_length,
         legacy_version: h.legacy_version,
         random: h.random,
         session_id: h.session_id.clone(),
-        cipher_suites: cut(&h.cipher_suites, &mut full),
-        compression_methods: cut(&h.compression_methods, &mut full),
+        cipher_suites: l.top(&h.cipher_suites),
+        compression_methods: l.top(&h.compression_methods),
         extensions,
     };
-    (hello, full)
+    (hello, l.full)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
