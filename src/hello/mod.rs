@@ -1,7 +1,9 @@
 //! ClientHello parsing: bytes in, our typed model out. No I/O, no async.
 //!
 //! - [`record`]: reassembles the hello from TLS records; says how many bytes are
-//!   still missing, or why the bytes are not TLS.
+//!   still missing, or why the bytes are not TLS. Its [`Framing`] follows the
+//!   records as bytes arrive, so a capture knows when the hello is whole
+//!   without re-parsing everything after every read.
 //! - `reader`: the bounds-checked byte cursor the parsers use.
 //! - [`model`]: the parsed hello, every field in wire order.
 //! - `extensions`: decoding of known extension bodies.
@@ -20,6 +22,7 @@ pub mod wire;
 
 pub use error::{HelloError, Malformed, NotTlsKind};
 pub use model::{ClientHello, Extension, ExtensionData};
+pub use record::Framing;
 
 use reader::Reader;
 use wire::{CipherSuite, ExtensionType, ProtocolVersion};
