@@ -271,8 +271,12 @@ fn more_records_needed(total: Option<usize>, have_after_record: usize) -> usize 
             rest + RECORD_HEADER_LEN * rest.div_ceil(MAX_RECORD_LEN)
         }
         Some(_) => 0,
-        // Header not in yet: at least one more record header and the rest of it.
-        None => RECORD_HEADER_LEN + HANDSHAKE_HEADER_LEN.saturating_sub(have_after_record),
+        // The handshake header is not in, but this record is long enough to
+        // hold it and the whole hello: nothing more can be promised.
+        None if have_after_record >= HANDSHAKE_HEADER_LEN => 0,
+        // Header not in yet, and this record ends inside it: at least one
+        // more record header and the rest of it.
+        None => RECORD_HEADER_LEN + HANDSHAKE_HEADER_LEN - have_after_record,
     }
 }
 
@@ -445,6 +449,34 @@ mod tests {
                 need: 1547
             }
         );
+    }
+
+    #[test]
+    fn never_announces_more_than_a_record_that_can_hold_the_hello() {
+        // Found by the fuzzer (fuzz/regressions/hello/need-overshoot-*): with
+        // the record header in but not the 4-byte handshake header, the whole
+        // hello may still fit this record; announcing one more record header
+        // overstated the hello by 5 bytes.
+        let wire = record(&handshake(38)); // 47 bytes on the wire
+        for cut in 1..wire.len() {
+            match reassemble(&wire[..cut], LIMIT).unwrap_err() {
+                HelloError::Incomplete { need, .. } => {
+                    assert!(need <= wire.len(), "{need} after {cut} bytes")
+                }
+                other => panic!("{other:?} after {cut} bytes"),
+            }
+        }
+        // A record too short for the handshake header needs another record.
+        let mut split = record(&handshake(38)[..2]);
+        assert_eq!(
+            reassemble(&split, LIMIT).unwrap_err(),
+            HelloError::Incomplete {
+                have: 7,
+                need: 7 + 5 + 2
+            }
+        );
+        split.extend_from_slice(&record(&handshake(38)[2..]));
+        assert!(reassemble(&split, LIMIT).is_ok());
     }
 
     #[test]
