@@ -101,7 +101,7 @@ fn read_pair(cert: &Path, key: &Path) -> Result<Identity> {
 }
 
 /// The rustls configuration (TLS 1.2 and 1.3, aws-lc-rs with X25519MLKEM768
-/// preferred, ALPN h2 and http/1.1) and the profile describing it.
+/// preferred, ALPN h2 and http/1.1, never resumed) and the profile describing it.
 pub fn server_config(identity: Identity) -> Result<(Arc<ServerConfig>, ServerProfile)> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let issuer_cn = issuer_cn(&identity.chain[0]);
@@ -155,6 +155,13 @@ pub fn server_config(identity: Identity) -> Result<(Arc<ServerConfig>, ServerPro
             )
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // No resumption, by design: a resumed handshake skips our certificate
+    // flight, the largest thing we send and the one a black hole toward the
+    // client swallows first, so every attempt must be a full handshake to
+    // test that direction. No session cache and no TLS 1.3 tickets also
+    // means no per-handshake ticket work and no per-client state kept.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok((Arc::new(config), profile))
 }
 
