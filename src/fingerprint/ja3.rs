@@ -3,8 +3,6 @@
 //! each list `-`-joined in wire order with GREASE (RFC 8701) removed, then MD5.
 //! `SSLVersion` is the ClientHello's legacy_version; empty lists stay empty.
 
-use std::fmt::Write;
-
 use md5::{Digest, Md5};
 
 use crate::hello::wire::is_grease;
@@ -14,12 +12,7 @@ pub fn ja3_string(hello: &ClientHello) -> String {
     let ciphers = join(hello.cipher_suites.iter().map(|c| c.0));
     let extensions = join(hello.extensions.iter().map(|e| e.kind.0));
     let groups = join(hello.supported_groups().iter().map(|g| g.0));
-    let formats = hello
-        .ec_point_formats()
-        .iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join("-");
+    let formats = join(hello.ec_point_formats().iter().map(|&f| u16::from(f)));
     format!(
         "{},{ciphers},{extensions},{groups},{formats}",
         hello.legacy_version.0
@@ -27,20 +20,35 @@ pub fn ja3_string(hello: &ClientHello) -> String {
 }
 
 pub fn md5_hex(text: &str) -> String {
-    Md5::digest(text.as_bytes())
-        .iter()
-        .fold(String::with_capacity(32), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::hello::model::to_hex(&Md5::digest(text.as_bytes()))
 }
 
 fn join(values: impl Iterator<Item = u16>) -> String {
-    values
-        .filter(|v| !is_grease(*v))
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join("-")
+    // Digits pushed by hand, with no string per value: this runs on every
+    // completed handshake.
+    let mut out = String::new();
+    for v in values.filter(|v| !is_grease(*v)) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        push_decimal(&mut out, v);
+    }
+    out
+}
+
+fn push_decimal(out: &mut String, v: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = v;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 #[cfg(test)]

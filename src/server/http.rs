@@ -16,27 +16,122 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-use super::activity::{Activity, InFlight, Watched};
+use super::activity::{Activity, Deadlines, InFlight, Watched};
 use super::Shared;
 use crate::web::{ConnectionContext, TcpFacts};
 
-pub(super) async fn serve<IO>(
+// One list of settings for hyper's own builders and hyper-util's auto
+// builder, whose wrappers have the same methods but other types.
+macro_rules! http1_settings {
+    ($builder:expr, $deadlines:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .header_read_timeout($deadlines.head)
+    };
+}
+
+macro_rules! http2_settings {
+    ($builder:expr, $deadlines:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(64)
+            // Finds a dead peer; whether it answers is not activity (see `activity`).
+            .keep_alive_interval(Some($deadlines.idle / 2))
+            .keep_alive_timeout($deadlines.idle / 2)
+    };
+}
+
+/// A connection's HTTP, boxed once it starts: the task that awaits it keeps
+/// only a pointer, so an idle connection costs its protocol state and nothing
+/// more (an `async fn` that took the I/O and built the connection itself would
+/// keep room for both, for the connection's whole life).
+type Connection = Pin<Box<dyn Future<Output = Result<(), axum::BoxError>> + Send>>;
+
+/// Serves HTTP on `io` until the peer leaves, a deadline passes, or admission
+/// sheds the connection. HTTP/2 when TLS negotiated `h2`, HTTP/1.1 for any
+/// other TLS connection (RFC 9113 §3.2: over TLS, HTTP/2 is only ever chosen
+/// by ALPN), and either, by its preface, on plain HTTP.
+pub(super) fn serve<IO>(
     io: IO,
     context: ConnectionContext,
     tcp: TcpFacts,
     activity: Arc<Activity>,
     shared: &Shared,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = context.peer();
-    let h2 = matches!(&context, ConnectionContext::Tls(attempt)
-        if attempt.negotiated.as_ref().and_then(|n| n.alpn.as_deref()) == Some("h2"));
-    activity.http_begins(h2);
+    let protocol = match &context {
+        ConnectionContext::Tls(attempt) => {
+            match attempt.negotiated.as_ref().and_then(|n| n.alpn.as_deref()) {
+                Some("h2") => Protocol::H2,
+                _ => Protocol::H1,
+            }
+        }
+        ConnectionContext::Plain { .. } => Protocol::Either,
+    };
+    activity.http_begins(protocol == Protocol::H2);
+    let deadlines = shared.config.deadlines;
+    let service = service(context, tcp, activity.clone(), shared);
+    let io = TokioIo::new(Watched::new(io, activity.clone()));
+    let connection: Connection = match protocol {
+        Protocol::H1 => {
+            let connection = http1(deadlines).serve_connection(io, service);
+            Box::pin(async move { connection.await.map_err(Into::into) })
+        }
+        Protocol::H2 => {
+            let connection = http2(deadlines).serve_connection(io, service);
+            Box::pin(async move { connection.await.map_err(Into::into) })
+        }
+        Protocol::Either => Box::pin(async move {
+            // The auto connection borrows its builder: both live in the box.
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            http1_settings!(builder.http1(), deadlines);
+            http2_settings!(builder.http2(), deadlines);
+            builder.serve_connection(io, service).await
+        }),
+    };
+    watch(connection, activity, deadlines, peer)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    H1,
+    H2,
+    Either,
+}
+
+fn http1(deadlines: Deadlines) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    http1_settings!(builder, deadlines);
+    builder
+}
+
+fn http2(deadlines: Deadlines) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2_settings!(builder, deadlines);
+    builder
+}
+
+/// The application, handed every request with the facts of its connection,
+/// its body under the body deadline, its response tracked until sent.
+fn service(
+    context: ConnectionContext,
+    tcp: TcpFacts,
+    requests: Arc<Activity>,
+    shared: &Shared,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<hyper::Response<Body>, std::convert::Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
     let deadlines = shared.config.deadlines;
     let app = shared.app.clone();
-    let requests = activity.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let in_flight = requests.begin_request();
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(context.clone());
@@ -61,22 +156,17 @@ pub(super) async fn serve<IO>(
                 })
             }))
         }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(deadlines.head);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
-        // Finds a dead peer; whether it answers is not activity (see `activity`).
-        .keep_alive_interval(Some(deadlines.idle / 2))
-        .keep_alive_timeout(deadlines.idle / 2);
-    let io = TokioIo::new(Watched::new(io, activity.clone()));
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
+    })
+}
+
+/// Drives the connection under its watchdog: it ends when a phase overruns
+/// its deadline (see `activity`).
+async fn watch(
+    mut connection: Connection,
+    activity: Arc<Activity>,
+    deadlines: Deadlines,
+    peer: std::net::SocketAddr,
+) {
     let first_check = activity
         .check(Instant::now(), &deadlines)
         .unwrap_or_else(|_| Instant::now());

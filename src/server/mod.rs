@@ -310,13 +310,16 @@ async fn accept_loop<F, Fut>(
                 let local = stream
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                let task = handle(
+                // Boxed: `select!` below moves what it polls, and an unboxed
+                // connection future would be held twice in the task, for the
+                // connection's whole life.
+                let task = Box::pin(handle(
                     Socket::new(stream),
                     peer,
                     local,
                     activity.clone(),
                     shared.clone(),
-                );
+                ));
                 tokio::spawn(async move {
                     tokio::select! {
                         () = task => {}

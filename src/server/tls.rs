@@ -19,9 +19,17 @@ use crate::fingerprint::Fingerprints;
 use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::inflight::Stage;
+use crate::tcp::TcpHandle;
 use crate::web::ConnectionContext;
-use crate::web::TcpFacts;
 
+/// The TLS stream rustls hands back, over the replayed capture.
+type TlsStream = tokio_rustls::server::TlsStream<PrefixedIo<Socket>>;
+
+/// One connection: its handshake (capture, rustls, the attempt record), then,
+/// if it completed, its HTTP.
+///
+/// Two phases in two futures, so the task's size is the larger of them and
+/// not their sum: an idle keep-alive connection holds only the HTTP phase.
 pub(super) async fn serve(
     stream: Socket,
     peer: SocketAddr,
@@ -29,6 +37,24 @@ pub(super) async fn serve(
     activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
+    // A `let` of its own: the establishing future's storage must end here,
+    // not live on beside the HTTP phase (as a temporary of an `if let`
+    // scrutinee would, until the end of the block).
+    let http = establish(stream, peer, local, activity, &shared).await;
+    if let Some(http) = http {
+        http.await;
+    }
+}
+
+/// Capture → handshake → record; the HTTP phase to run next, if the
+/// handshake completed.
+async fn establish(
+    stream: Socket,
+    peer: SocketAddr,
+    local: SocketAddr,
+    activity: Arc<Activity>,
+    shared: &Shared,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.stream().set_nodelay(true);
@@ -48,7 +74,7 @@ pub(super) async fn serve(
         syn: tcp.syn.as_deref(),
     };
     let (capture, icmp_probe) =
-        super::rescue::capture_hello(&mut stream, connection, &shared, &pending).await;
+        super::rescue::capture_hello(&mut stream, connection, shared, &pending).await;
     // The kernel's view at the moment capture ended: for a stalled hello, the
     // out-of-order and retransmission counters are the black-hole signature.
     let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
@@ -57,23 +83,9 @@ pub(super) async fn serve(
         CaptureEnd::Complete(hello) => Some(hello.as_ref().clone()),
         _ => None,
     };
-    let arrival = Arrival {
-        bytes: capture.bytes.len(),
-        read_count: capture.read_count(),
-        reads: capture.reads.clone(),
-        capture_ms: capture::ms(capture.elapsed),
-    };
-
-    let (tls_stream, handshake_error) = if hello.is_some() {
+    let (tls, handshake_error) = if hello.is_some() {
         pending.pending().set_stage(Stage::Handshaking);
-        let io = PrefixedIo::new(capture.bytes.clone(), stream);
-        match tokio::time::timeout(shared.config.handshake_timeout, shared.acceptor.accept(io))
-            .await
-        {
-            Ok(Ok(tls)) => (Some(tls), None),
-            Ok(Err(err)) => (None, Some(HandshakeError::from_io(&err))),
-            Err(_) => (None, Some(HandshakeError::Timeout)),
-        }
+        handshake(&capture.bytes, stream, shared).await
     } else {
         if matches!(
             capture.end,
@@ -101,10 +113,13 @@ pub(super) async fn serve(
         &shared.state.profile,
         tcp_at_capture.as_ref(),
     );
-    let negotiated = tls_stream
-        .as_ref()
-        .and_then(|tls| negotiated(tls.get_ref().1));
-
+    let negotiated = tls.as_ref().and_then(|tls| negotiated(tls.get_ref().1));
+    let arrival = Arrival {
+        bytes: capture.bytes.len(),
+        read_count: capture.read_count(),
+        reads: capture.reads,
+        capture_ms: capture::ms(capture.elapsed),
+    };
     let mut raw = capture.bytes;
     let keep = hello
         .as_ref()
@@ -133,8 +148,24 @@ pub(super) async fn serve(
     shared.state.attempts.record(record.clone());
     drop(pending);
 
-    if let Some(tls) = tls_stream {
-        serve_and_follow(tls, record, tcp, activity, &shared).await;
+    let tls = tls?;
+    let after = record.after_handshake.clone();
+    let handle = tcp.handle.clone();
+    let http = super::http::serve(tls, ConnectionContext::Tls(record), tcp, activity, shared);
+    Some(follow(http, after, handle))
+}
+
+/// Hands rustls the captured bytes, then the rest of the connection.
+async fn handshake(
+    captured: &[u8],
+    stream: Socket,
+    shared: &Shared,
+) -> (Option<TlsStream>, Option<HandshakeError>) {
+    let io = PrefixedIo::new(captured.to_vec(), stream);
+    match tokio::time::timeout(shared.config.handshake_timeout, shared.acceptor.accept(io)).await {
+        Ok(Ok(tls)) => (Some(tls), None),
+        Ok(Err(err)) => (None, Some(HandshakeError::from_io(&err))),
+        Err(_) => (None, Some(HandshakeError::Timeout)),
     }
 }
 
@@ -145,38 +176,25 @@ pub(super) async fn serve(
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 const FOLLOW_FOR: Duration = Duration::from_secs(30);
 
-/// Serves HTTP on the connection while keeping its attempt's record of what
-/// we sent up to date, so a response the client never receives is on record
+/// Runs the connection's HTTP while keeping its attempt's record of what we
+/// sent up to date, so a response the client never receives is on record
 /// (and on the plain-HTTP report) while the connection still hangs.
-async fn serve_and_follow(
-    tls: tokio_rustls::server::TlsStream<PrefixedIo<Socket>>,
-    record: Arc<TlsAttempt>,
-    tcp: TcpFacts,
-    activity: Arc<Activity>,
-    shared: &Shared,
+async fn follow(
+    http: impl std::future::Future<Output = ()>,
+    after: AfterHandshake,
+    handle: Option<TcpHandle>,
 ) {
-    let after = record.after_handshake.clone();
-    let handle = tcp.handle.clone();
-    // Built and pinned in place: the HTTP future is this task's largest part,
-    // and a copy moved from a local or a parameter could keep a second slot in
-    // the task's state, which every idle connection would pay for.
-    let mut serve = std::pin::pin!(super::http::serve(
-        tls,
-        ConnectionContext::Tls(record),
-        tcp,
-        activity,
-        shared
-    ));
     let Some(handle) = handle else {
-        return serve.await;
+        return http.await;
     };
+    let mut http = std::pin::pin!(http);
     let start = Instant::now();
     // A plain timer in the task's own state, re-armed: no allocation.
     let tick = tokio::time::sleep_until(start + FOLLOW_EVERY);
     tokio::pin!(tick);
     loop {
         tokio::select! {
-            () = serve.as_mut() => break,
+            () = http.as_mut() => break,
             () = tick.as_mut(), if start.elapsed() < FOLLOW_FOR => {
                 tick.as_mut().reset(Instant::now() + FOLLOW_EVERY);
                 if let Some(info) = handle.info() {
@@ -226,7 +244,10 @@ fn log(a: &TlsAttempt) {
     let sni = a.client_hello.as_ref().and_then(|h| h.sni()).unwrap_or("");
     let ja4 = a.fingerprints.as_ref().map_or("", |f| f.ja4.as_str());
     if a.succeeded() {
-        tracing::info!(
+        // Debug, not info: a completed handshake is the common case, and a
+        // line per handshake would cost a busy server more than the capture
+        // itself. The attempt is in the store and the reports either way.
+        tracing::debug!(
             target: "tlsdiag::attempt",
             id = a.id, peer = %a.peer, %outcome, sni, ja4,
             hello_bytes = a.arrival.bytes, reads = a.arrival.read_count,
