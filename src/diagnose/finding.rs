@@ -47,10 +47,14 @@ pub struct Finding {
     pub id: Cow<'static, str>,
     pub severity: Severity,
     pub title: String,
-    /// What happened and why it matters, in plain language.
+    /// What happened and why it matters, in plain language. Empty (and left
+    /// out of JSON) only in a [brief](Self::brief).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub explanation: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
     /// What to change; commands where they exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fix: Vec<String>,
 }
 
@@ -63,6 +67,18 @@ impl Finding {
             explanation: String::new(),
             evidence: Vec::new(),
             fix: Vec::new(),
+        }
+    }
+
+    /// Only what names the finding (id, severity, title): how an attempt's
+    /// findings are listed in a report about another connection, whose own
+    /// findings are the ones it explains.
+    pub fn brief(self) -> Self {
+        Self {
+            explanation: String::new(),
+            evidence: Vec::new(),
+            fix: Vec::new(),
+            ..self
         }
     }
 

@@ -127,7 +127,7 @@ pub const MAX_FINGERPRINT_CHARS: usize = 2048;
 
 /// Recent attempts listed in a connection report (newest first); all of an
 /// address's attempts are at `/api/v1/attempts`.
-pub const MAX_RECENT_IN_REPORT: usize = 20;
+pub const MAX_RECENT_IN_REPORT: usize = 10;
 
 /// The parsed hello plus the few derived facts every reader wants first.
 #[derive(Debug, Clone, Serialize)]
@@ -282,6 +282,8 @@ pub struct ConnectionReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptView {
     pub id: u64,
+    /// Absent in a [brief](Self::brief), and when the kernel kept no SYN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn: Option<SynInfo>,
     #[serde(
         serialize_with = "crate::util::rfc3339",
@@ -305,6 +307,8 @@ pub const MAX_READS_IN_SUMMARY: usize = 16;
 /// `/api/v1/attempts/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptTls {
+    /// Absent in a [brief](AttemptView::brief).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_at_capture: Option<TcpInfo>,
     pub negotiated: Option<Negotiated>,
     pub handshake_ms: Option<f64>,
@@ -365,6 +369,23 @@ impl AttemptView {
             outcome: attempt.outcome.clone(),
             tls,
             findings,
+        }
+    }
+
+    /// The attempt as a report about a connection lists it: what happened,
+    /// how the hello arrived, its fingerprints and the findings by name. Its
+    /// SYN, `TCP_INFO` and the findings' explanations are at
+    /// `/api/v1/attempts/{id}`; without them twenty listed attempts stay a
+    /// few kilobytes, however many findings each has.
+    pub fn brief(self) -> Self {
+        Self {
+            syn: None,
+            tls: AttemptTls {
+                tcp_at_capture: None,
+                ..self.tls
+            },
+            findings: self.findings.into_iter().map(Finding::brief).collect(),
+            ..self
         }
     }
 

@@ -103,7 +103,10 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         .ok_or(AppError::NoConnection)?;
     let http = http_facts(request);
     let peer = context.peer();
-    let recent = recent_attempts(state, peer, crate::report::MAX_RECENT_IN_REPORT);
+    let recent = recent_attempts(state, peer, crate::report::MAX_RECENT_IN_REPORT)
+        .into_iter()
+        .map(AttemptView::brief)
+        .collect();
     let syn = request
         .extensions()
         .get::<TcpFacts>()
