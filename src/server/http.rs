@@ -57,7 +57,7 @@ pub(super) fn serve<IO>(
     tcp: TcpFacts,
     activity: Arc<Activity>,
     shared: &Shared,
-) -> impl Future<Output = ()> + Send + 'static
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -76,14 +76,8 @@ where
     let service = service(context, tcp, activity.clone(), shared);
     let io = TokioIo::new(Watched::new(io, activity.clone()));
     let connection: Connection = match protocol {
-        Protocol::H1 => {
-            let connection = http1(deadlines).serve_connection(io, service);
-            Box::pin(async move { connection.await.map_err(Into::into) })
-        }
-        Protocol::H2 => {
-            let connection = http2(deadlines).serve_connection(io, service);
-            Box::pin(async move { connection.await.map_err(Into::into) })
-        }
+        Protocol::H1 => Box::pin(ErrInto(http1(deadlines).serve_connection(io, service))),
+        Protocol::H2 => Box::pin(ErrInto(http2(deadlines).serve_connection(io, service))),
         Protocol::Either => Box::pin(async move {
             // The auto connection borrows its builder: both live in the box.
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -92,7 +86,23 @@ where
             builder.serve_connection(io, service).await
         }),
     };
-    watch(connection, activity, deadlines, peer)
+    Box::pin(watch(connection, activity, deadlines, peer))
+}
+
+/// A connection future with its error boxed. Polled in place: wrapping it in
+/// an `async` block instead would keep a second copy of the connection.
+struct ErrInto<F>(F);
+
+impl<F, E> Future for ErrInto<F>
+where
+    F: Future<Output = Result<(), E>> + Unpin,
+    E: Into<axum::BoxError>,
+{
+    type Output = Result<(), axum::BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map_err(Into::into)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,9 @@
 //! One connection to the HTTPS port: capture the ClientHello, hand the same bytes
 //! to rustls, record the attempt whatever happens, then serve HTTP on success.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,8 +30,8 @@ type TlsStream = tokio_rustls::server::TlsStream<PrefixedIo<Socket>>;
 /// One connection: its handshake (capture, rustls, the attempt record), then,
 /// if it completed, its HTTP.
 ///
-/// Two phases in two futures, so the task's size is the larger of them and
-/// not their sum: an idle keep-alive connection holds only the HTTP phase.
+/// Two phases in two futures, the first boxed and freed when it ends: an
+/// idle keep-alive connection holds only the (much smaller) HTTP phase.
 pub(super) async fn serve(
     stream: Socket,
     peer: SocketAddr,
@@ -37,13 +39,22 @@ pub(super) async fn serve(
     activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
-    // A `let` of its own: the establishing future's storage must end here,
-    // not live on beside the HTTP phase (as a temporary of an `if let`
-    // scrutinee would, until the end of the block).
-    let http = establish(stream, peer, local, activity, &shared).await;
-    if let Some(http) = http {
-        http.await;
+    let established = Box::pin(establish(stream, peer, local, activity, &shared)).await;
+    if let Some(Established {
+        http,
+        after,
+        handle,
+    }) = established
+    {
+        follow(http, after, handle).await;
     }
+}
+
+/// A completed handshake: its HTTP, ready to run, and what `follow` samples.
+struct Established {
+    http: Pin<Box<dyn Future<Output = ()> + Send>>,
+    after: AfterHandshake,
+    handle: Option<TcpHandle>,
 }
 
 /// Capture → handshake → record; the HTTP phase to run next, if the
@@ -54,7 +65,7 @@ async fn establish(
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: &Shared,
-) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+) -> Option<Established> {
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.stream().set_nodelay(true);
@@ -125,6 +136,8 @@ async fn establish(
         .as_ref()
         .map_or(attempt::KEPT_BYTES_OF_FAILED_ATTEMPT, |h| h.wire_length);
     raw.truncate(keep);
+    // Kept as long as the attempt: at its size, not the capture buffer's.
+    raw.shrink_to_fit();
     let record = TlsAttempt {
         id,
         peer,
@@ -152,7 +165,11 @@ async fn establish(
     let after = record.after_handshake.clone();
     let handle = tcp.handle.clone();
     let http = super::http::serve(tls, ConnectionContext::Tls(record), tcp, activity, shared);
-    Some(follow(http, after, handle))
+    Some(Established {
+        http,
+        after,
+        handle,
+    })
 }
 
 /// Hands rustls the captured bytes, then the rest of the connection.
@@ -180,14 +197,13 @@ const FOLLOW_FOR: Duration = Duration::from_secs(30);
 /// sent up to date, so a response the client never receives is on record
 /// (and on the plain-HTTP report) while the connection still hangs.
 async fn follow(
-    http: impl std::future::Future<Output = ()>,
+    mut http: Pin<Box<dyn Future<Output = ()> + Send>>,
     after: AfterHandshake,
     handle: Option<TcpHandle>,
 ) {
     let Some(handle) = handle else {
         return http.await;
     };
-    let mut http = std::pin::pin!(http);
     let start = Instant::now();
     // A plain timer in the task's own state, re-armed: no allocation.
     let tick = tokio::time::sleep_until(start + FOLLOW_EVERY);
