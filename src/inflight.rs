@@ -209,7 +209,7 @@ impl Snapshot {
             },
             raw: Vec::new(),
             client_hello: None,
-            fingerprints: None,
+            fingerprint_cache: Default::default(),
             negotiated: None,
             handshake_ms: (self.stage == Stage::Handshaking).then_some(self.waited_ms),
             outcome,

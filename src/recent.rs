@@ -229,7 +229,7 @@ mod tests {
             },
             raw: vec![],
             client_hello: None,
-            fingerprints: None,
+            fingerprint_cache: Default::default(),
             negotiated: None,
             handshake_ms: None,
             outcome: Outcome::NoData {

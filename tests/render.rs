@@ -63,7 +63,7 @@ fn app() -> (axum::Router, ConnectionContext) {
             reads: vec![],
             capture_ms: 0.1,
         },
-        fingerprints: Some(Fingerprints::of(&hello)),
+        fingerprint_cache: Default::default(),
         client_hello: Some(hello),
         raw,
         negotiated: None,

@@ -415,7 +415,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
             capture_ms: capture::ms(cap.elapsed),
         },
         raw,
-        fingerprints: hello.as_ref().map(Fingerprints::of),
+        fingerprint_cache: Default::default(),
         client_hello: hello,
         negotiated,
         handshake_ms: Some(1.5),

@@ -15,14 +15,7 @@ pub fn of(a: &TlsAttempt) -> usize {
         + a.raw.capacity()
         + a.arrival.reads.capacity() * size_of::<crate::capture::ReadEvent>()
         + a.client_hello.as_ref().map_or(0, hello)
-        + a.fingerprints.as_ref().map_or(0, |f| {
-            f.ja3.capacity()
-                + f.ja3_md5.capacity()
-                + f.ja4.capacity()
-                + f.ja4_r.capacity()
-                + f.ja4_o.capacity()
-                + f.ja4_ro.capacity()
-        })
+        + a.client_hello.as_ref().map_or(0, fingerprints)
         + a.negotiated
             .as_ref()
             .and_then(|n| n.alpn.as_ref())
@@ -37,6 +30,22 @@ pub fn of(a: &TlsAttempt) -> usize {
         })
         // The shared cell behind `after_handshake`.
         + 64
+}
+
+/// The most a hello's fingerprints hold once worked out (they are computed
+/// when first read, and charged from the start): JA3 writes each listed value
+/// in at most 5 digits and a separator, JA4's raw forms at most 4 hex digits
+/// and a separator per cipher, extension and signature algorithm, twice
+/// (sorted and original order); the hashes and prefixes are fixed-size.
+pub fn fingerprints(h: &ClientHello) -> usize {
+    const FIXED: usize = 32 + 2 * 36 + 2 * 40 + 16;
+    let ja3_values = 1
+        + h.cipher_suites.len()
+        + h.extensions.len()
+        + h.supported_groups().len()
+        + h.ec_point_formats().len();
+    let ja4_values = h.cipher_suites.len() + h.extensions.len() + h.signature_algorithms().len();
+    FIXED + 6 * ja3_values + 2 * 5 * ja4_values
 }
 
 /// A parsed hello's heap: its lists and each extension's raw and decoded parts.
@@ -116,5 +125,33 @@ mod tests {
         // 4 bytes on the wire each, but a whole `Extension` struct in memory.
         assert!(hello(&big) >= 16_000 * size_of::<crate::hello::Extension>());
         assert!(small < 64 * 1024, "a real hello stays small: {small}");
+    }
+
+    #[test]
+    fn fingerprints_are_charged_at_least_what_they_hold() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hellos");
+        let mut hellos: Vec<ClientHello> = std::fs::read_dir(dir)
+            .expect("fixtures")
+            .map(|entry| {
+                let raw = std::fs::read(entry.expect("entry").path()).expect("fixture");
+                crate::hello::parse_client_hello(&raw).expect("parses")
+            })
+            .collect();
+        // And the largest lists a hello can carry, with five-digit values.
+        let mut huge = hellos[0].clone();
+        huge.cipher_suites = vec![crate::hello::wire::CipherSuite(0xfffe); 30_000];
+        hellos.push(huge);
+        for h in &hellos {
+            let f = crate::fingerprint::Fingerprints::of(h);
+            let held = [&f.ja3, &f.ja3_md5, &f.ja4, &f.ja4_r, &f.ja4_o, &f.ja4_ro]
+                .iter()
+                .map(|s| s.capacity())
+                .sum::<usize>();
+            assert!(
+                fingerprints(h) >= held,
+                "charged {} for {held} bytes",
+                fingerprints(h)
+            );
+        }
     }
 }

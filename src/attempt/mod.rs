@@ -61,7 +61,9 @@ pub struct TlsAttempt {
     #[serde(skip)]
     pub raw: Vec<u8>,
     pub client_hello: Option<ClientHello>,
-    pub fingerprints: Option<Fingerprints>,
+    /// JA3/JA4 of `client_hello`, through [`TlsAttempt::fingerprints`].
+    #[serde(skip)]
+    pub fingerprint_cache: FingerprintCache,
     pub negotiated: Option<Negotiated>,
     /// From accept to handshake completion (or failure).
     pub handshake_ms: Option<f64>,
@@ -80,7 +82,25 @@ pub struct TlsAttempt {
     pub icmp_probe: Option<IcmpProbe>,
 }
 
+/// An attempt's fingerprints, worked out the first time something reads
+/// them: a busy server records far more attempts than anyone looks at, and
+/// hashing every hello on the handshake's path cost several percent of a
+/// full handshake. The store charges them in full either way
+/// ([`footprint`]).
+#[derive(Debug, Clone, Default)]
+pub struct FingerprintCache(std::sync::OnceLock<Fingerprints>);
+
 impl TlsAttempt {
+    /// JA3 and JA4 of the hello, when one was parsed.
+    pub fn fingerprints(&self) -> Option<&Fingerprints> {
+        let hello = self.client_hello.as_ref()?;
+        Some(
+            self.fingerprint_cache
+                .0
+                .get_or_init(|| Fingerprints::of(hello)),
+        )
+    }
+
     /// The handshake completed and nothing we sent afterwards stalled.
     pub fn succeeded(&self) -> bool {
         matches!(self.outcome, Outcome::Completed) && !self.responses_stalled()

@@ -375,7 +375,7 @@ mod tests {
             },
             raw: vec![],
             client_hello: None,
-            fingerprints: None,
+            fingerprint_cache: Default::default(),
             negotiated: None,
             handshake_ms: None,
             outcome,

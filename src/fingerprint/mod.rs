@@ -30,13 +30,30 @@ impl Fingerprints {
     pub fn of(hello: &ClientHello) -> Self {
         let ja3 = ja3::ja3_string(hello);
         let ja4 = ja4::Ja4::of(hello, ja4::Transport::Tcp);
-        Self {
+        let mut fingerprints = Self {
             ja3_md5: ja3::md5_hex(&ja3),
             ja3,
             ja4: ja4.hashed(),
             ja4_r: ja4.raw(),
             ja4_o: ja4.hashed_original(),
             ja4_ro: ja4.raw_original(),
+        };
+        // Kept as long as their attempt, and charged by their length
+        // (`attempt::footprint::fingerprints`): no spare capacity.
+        for text in fingerprints.strings_mut() {
+            text.shrink_to_fit();
         }
+        fingerprints
+    }
+
+    fn strings_mut(&mut self) -> [&mut String; 6] {
+        [
+            &mut self.ja3,
+            &mut self.ja3_md5,
+            &mut self.ja4,
+            &mut self.ja4_r,
+            &mut self.ja4_o,
+            &mut self.ja4_ro,
+        ]
     }
 }

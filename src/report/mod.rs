@@ -343,7 +343,7 @@ impl AttemptTls {
                 .as_ref()
                 .and_then(|h| h.sni())
                 .map(str::to_owned),
-            fingerprints: a.fingerprints.as_ref().map(|f| FingerprintHashes {
+            fingerprints: a.fingerprints().map(|f| FingerprintHashes {
                 ja3_md5: f.ja3_md5.clone(),
                 ja4: f.ja4.clone(),
                 ja4_o: f.ja4_o.clone(),
@@ -540,7 +540,7 @@ impl TlsView {
             raw_base64: base64_encode(&a.raw),
             icmp_probe: a.icmp_probe.clone(),
             client_hello: a.client_hello.as_ref().map(HelloView::of),
-            fingerprints: a.fingerprints.as_ref().map(bounded_fingerprints),
+            fingerprints: a.fingerprints().map(bounded_fingerprints),
         }
     }
 

@@ -17,7 +17,6 @@ use crate::attempt::{
     self, AfterHandshake, Arrival, HandshakeError, Negotiated, Outcome, SentData, TlsAttempt,
 };
 use crate::capture::{self, CaptureEnd, PrefixedIo};
-use crate::fingerprint::Fingerprints;
 use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::inflight::Stage;
@@ -90,11 +89,8 @@ async fn establish(
     // out-of-order and retransmission counters are the black-hole signature.
     let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
 
-    let hello = match &capture.end {
-        CaptureEnd::Complete(hello) => Some(hello.as_ref().clone()),
-        _ => None,
-    };
-    let (tls, handshake_error) = if hello.is_some() {
+    let complete = matches!(capture.end, CaptureEnd::Complete(_));
+    let (tls, handshake_error) = if complete {
         pending.pending().set_stage(Stage::Handshaking);
         handshake(&capture.bytes, stream, shared).await
     } else {
@@ -109,12 +105,13 @@ async fn establish(
         }
         (None, None)
     };
-    let handshake_ms = hello.as_ref().map(|_| capture::ms(accepted.elapsed()));
+    let handshake_ms = complete.then(|| capture::ms(accepted.elapsed()));
     // Our flight as the handshake ended: for a client that went silent, how
     // much of our ServerHello and certificate it ever acknowledged.
-    let handshake_flight = hello
+    let handshake_flight = tcp
+        .handle
         .as_ref()
-        .and(tcp.handle.as_ref())
+        .filter(|_| complete)
         .and_then(|h| h.info())
         .map(|info| SentData::from_tcp(&info));
     let outcome = attempt::classify(
@@ -131,6 +128,10 @@ async fn establish(
         reads: capture.reads,
         capture_ms: capture::ms(capture.elapsed),
     };
+    let hello = match capture.end {
+        CaptureEnd::Complete(hello) => Some(*hello),
+        _ => None,
+    };
     let mut raw = capture.bytes;
     let keep = hello
         .as_ref()
@@ -145,7 +146,7 @@ async fn establish(
         started_at,
         arrival,
         raw,
-        fingerprints: hello.as_ref().map(Fingerprints::of),
+        fingerprint_cache: Default::default(),
         client_hello: hello,
         negotiated,
         handshake_ms,
@@ -258,7 +259,7 @@ fn log(a: &TlsAttempt) {
         other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
     };
     let sni = a.client_hello.as_ref().and_then(|h| h.sni()).unwrap_or("");
-    let ja4 = a.fingerprints.as_ref().map_or("", |f| f.ja4.as_str());
+    let ja4 = a.fingerprints().map_or("", |f| f.ja4.as_str());
     if a.succeeded() {
         // Debug, not info: a completed handshake is the common case, and a
         // line per handshake would cost a busy server more than the capture
