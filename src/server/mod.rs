@@ -113,18 +113,11 @@ impl Server {
         let identity = certs::load(&config.cert)?;
         let cert_path = identity.cert_path.clone();
         let (tls_config, profile) = certs::server_config(identity)?;
-        let https = TcpListener::bind(config.https_addr)
-            .await
-            .with_context(|| bind_hint("HTTPS", config.https_addr))?;
-        let http = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| bind_hint("HTTP", config.http_addr))?;
+        let https =
+            listen(config.https_addr).with_context(|| bind_hint("HTTPS", config.https_addr))?;
+        let http = listen(config.http_addr).with_context(|| bind_hint("HTTP", config.http_addr))?;
         let probe = match config.probe_addr {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| bind_hint("probe", addr))?,
-            ),
+            Some(addr) => Some(listen(addr).with_context(|| bind_hint("probe", addr))?),
             None => None,
         };
         if let Some(mss) = config.report_mss {
@@ -280,6 +273,25 @@ async fn purge_reports(store: Arc<dyn ReportStore>, settings: crate::config::Rep
             Err(err) => tracing::error!(error = %err, "report purge task failed"),
         }
     }
+}
+
+/// Connections the kernel may hold completed but not yet accepted (capped by
+/// `net.core.somaxconn`). The default of 128 overflowed in tests: a burst of
+/// new connections (a NAT's users at once, a flood from elsewhere) then had
+/// SYNs dropped, and each dropped SYN costs its client a second.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart can bind while old connections
+    // of the previous process sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn bind_hint(what: &str, addr: SocketAddr) -> String {
