@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use axum::body::Body;
 use axum::http::Request;
 use tlsdiag::attempt::{Arrival, Outcome, TlsAttempt};
-use tlsdiag::fingerprint::Fingerprints;
 use tlsdiag::hello::parse_client_hello;
 use tlsdiag::profile::ServerProfile;
 use tlsdiag::web::{router, AppState, ConnectionContext};

@@ -146,13 +146,15 @@ pub(super) fn sni_not_served(hello: &ClientHello, server: &ServerProfile) -> Opt
 }
 
 pub(super) fn legacy_ciphers_only(hello: &ClientHello) -> Option<Finding> {
-    let offered: Vec<_> = hello
-        .cipher_suites
-        .iter()
-        .filter(|c| !c.is_grease() && !c.is_signalling())
-        .collect();
-    let known: Vec<bool> = offered.iter().filter_map(|c| c.is_modern()).collect();
-    if known.is_empty() || known.iter().any(|modern| *modern) {
+    let offered = || {
+        hello
+            .cipher_suites
+            .iter()
+            .filter(|c| !c.is_grease() && !c.is_signalling())
+    };
+    // A modern client's first suite usually settles it: stop there.
+    if offered().any(|c| c.is_modern() == Some(true)) || offered().all(|c| c.is_modern().is_none())
+    {
         return None;
     }
     Some(
@@ -167,7 +169,7 @@ pub(super) fn legacy_ciphers_only(hello: &ClientHello) -> Option<Finding> {
              and modern servers insist on. Expect handshake failures with current servers; this \
              client or its TLS library needs an update or a configuration change.",
         )
-        .evidence("cipher suites offered", offered.len().to_string())
+        .evidence("cipher suites offered", offered().count().to_string())
         .evidence("modern (forward secret + AEAD)", "0")
         .fix("Update the client's TLS library, or enable ECDHE-*-GCM / CHACHA20 suites in its configuration."),
     )

@@ -74,6 +74,27 @@ macro_rules! registry {
     };
 }
 
+/// `0x` and four lowercase hex digits, without an allocation: reports write
+/// one per listed wire value.
+pub(crate) fn hex16(value: u16) -> Hex16 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = *b"0x0000";
+    for (i, shift) in [12, 8, 4, 0].into_iter().enumerate() {
+        text[2 + i] = DIGITS[usize::from((value >> shift) & 0xf)];
+    }
+    Hex16(text)
+}
+
+/// See [`hex16`].
+pub(crate) struct Hex16([u8; 6]);
+
+impl Hex16 {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and letters are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("0x????")
+    }
+}
+
 /// Serializes a 16-bit wire value as `{"id", "hex", "name", "grease"}` so JSON
 /// consumers never have to know our name tables.
 macro_rules! serialize_u16 {
@@ -82,7 +103,7 @@ macro_rules! serialize_u16 {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut st = s.serialize_struct(stringify!($name), 4)?;
                 st.serialize_field("id", &self.0)?;
-                st.serialize_field("hex", &format!("0x{:04x}", self.0))?;
+                st.serialize_field("hex", hex16(self.0).as_str())?;
                 st.serialize_field("name", &self.label())?;
                 st.serialize_field("grease", &self.is_grease())?;
                 st.end()
@@ -466,6 +487,13 @@ mod tests {
         assert_eq!(grease.len(), 16);
         assert_eq!(grease[0], 0x0a0a);
         assert_eq!(grease[15], 0xfafa);
+    }
+
+    #[test]
+    fn hex16_writes_four_lowercase_digits() {
+        for value in [0u16, 0x0a0a, 0x1301, 0xc02b, 0xffff] {
+            assert_eq!(hex16(value).as_str(), format!("0x{value:04x}"));
+        }
     }
 
     #[test]
