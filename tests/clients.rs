@@ -201,7 +201,7 @@ async fn curl_gets_json_describing_its_own_hello() {
         report["connection"]["user_agent"],
         format!("curl/{}", curl_version().await)
     );
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     let h = hello(&report);
     assert_eq!(h["sni"], "localhost");
     // curl built with nghttp2 offers h2 first, then http/1.1, and uses h2.

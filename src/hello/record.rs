@@ -77,7 +77,7 @@ pub(crate) fn reassemble(bytes: &[u8], limit: usize) -> Result<Reassembled<'_>, 
 /// are skipped, only the 4-byte handshake header is looked at).
 ///
 /// Feed it everything received so far, each call extending the bytes of the
-/// last; it answers exactly what [`reassemble`] (and so
+/// last; it answers exactly what the full reassembly (and so
 /// [`parse_client_hello`](super::parse_client_hello)) would on those bytes,
 /// except that a complete hello is `Ok(wire_length)` (the body is not parsed):
 /// `Err(Incomplete { need })` with the same `need`, the same error for bytes

@@ -2,13 +2,13 @@
 //! observed, feeding all three formats — JSON (serde), HTML (askama, `html.rs`)
 //! and plain text (`text.rs`) — so they cannot drift apart.
 //!
-//! # JSON schema (`schema_version` 1)
+//! # JSON schema (connection report `schema_version` 2)
 //!
 //! Documented field by field in `docs/api.md`. In short:
 //!
 //! ```text
 //! {
-//!   "schema_version": 1,
+//!   "schema_version": 2,
 //!   "generated_at": "2026-11-20T23:59:59.123Z",
 //!   "server_version": "0.1.0",
 //!   "summary": "TLS 1.3, X25519MLKEM768, ClientHello 1,913 bytes in 2 reads",
@@ -19,15 +19,17 @@
 //!                   "client_hello": {...}, "fingerprints": {...} },
 //!   "findings": [ { "id", "severity", "title", "explanation", "evidence", "fix" } ],
 //!   "recent_attempts": [ { "id", "started_at", "succeeded", "summary", "outcome": {"kind", ...},
-//!                          "tls": {...}, "findings": [...] } ]
+//!                          "tls": {...}, "findings": [ { "id", "severity", "title" } ] } ]
 //! }
 //! ```
 //!
-//! `/api/v1/attempts` returns `{ schema_version, generated_at, client, attempts }`
-//! with the same attempt objects.
+//! `/api/v1/attempts` (`schema_version` 1) returns `{ schema_version,
+//! generated_at, client, attempts }` with whole attempt objects: the
+//! connection report's are briefs ([`AttemptView::brief`]).
 //!
-//! Bump [`SCHEMA_VERSION`] when a field changes meaning or disappears; adding
-//! fields does not bump it.
+//! Bump [`SCHEMA_VERSION`] (the attempts list and one attempt) or
+//! [`CONNECTION_SCHEMA_VERSION`] (the connection report) when a field changes
+//! meaning or disappears; adding fields does not bump it.
 
 pub mod chart;
 mod display;
@@ -52,6 +54,10 @@ use crate::tcp::{SynInfo, TcpInfo};
 use crate::util::thousands;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The connection report's own version. 2: its `recent_attempts` are briefs
+/// (no `syn`, no `tls.tcp_at_capture`, findings without their texts).
+pub const CONNECTION_SCHEMA_VERSION: u32 = 2;
 
 /// The HTTP-level facts of the request being answered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -453,7 +459,7 @@ impl ConnectionReport {
     ) -> Self {
         let tls = TlsView::from_attempt(attempt);
         Self {
-            schema_version: SCHEMA_VERSION,
+            schema_version: CONNECTION_SCHEMA_VERSION,
             generated_at: SystemTime::now(),
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
             status: diagnosis.status,
@@ -487,7 +493,7 @@ impl ConnectionReport {
             http.http_version
         );
         Self {
-            schema_version: SCHEMA_VERSION,
+            schema_version: CONNECTION_SCHEMA_VERSION,
             generated_at: SystemTime::now(),
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
             status: diagnosis.status,
