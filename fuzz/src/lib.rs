@@ -121,11 +121,11 @@ pub fn assert_no_peer_commands(
 ) {
     let constant: std::collections::HashSet<&str> = control
         .iter()
-        .flat_map(|f| f.fix.iter().map(String::as_str))
+        .flat_map(|f| f.fix.iter().map(|step| &**step))
         .collect();
     for finding in findings {
         for step in &finding.fix {
-            if !constant.contains(step.as_str()) {
+            if !constant.contains(&**step) {
                 for value in peer_values {
                     if value.chars().count() >= 3 && value.contains(SHELL_META) {
                         assert!(

@@ -46,25 +46,27 @@ pub struct Finding {
     /// Stable identifier (`area.name`), documented in docs/findings.md.
     pub id: Cow<'static, str>,
     pub severity: Severity,
-    pub title: String,
+    // Most of a finding's words are fixed text: borrowed, not copied into
+    // every finding of every report (a report diagnoses each recent attempt).
+    pub title: Cow<'static, str>,
     /// What happened and why it matters, in plain language. Empty (and left
     /// out of JSON) only in a [brief](Self::brief).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub explanation: String,
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub explanation: Cow<'static, str>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
     /// What to change; commands where they exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fix: Vec<String>,
+    pub fix: Vec<Cow<'static, str>>,
 }
 
 impl Finding {
-    pub fn new(id: &'static str, severity: Severity, title: impl Into<String>) -> Self {
+    pub fn new(id: &'static str, severity: Severity, title: impl Into<Cow<'static, str>>) -> Self {
         Self {
             id: Cow::Borrowed(id),
             severity,
             title: title.into(),
-            explanation: String::new(),
+            explanation: Cow::Borrowed(""),
             evidence: Vec::new(),
             fix: Vec::new(),
         }
@@ -75,14 +77,14 @@ impl Finding {
     /// findings are the ones it explains.
     pub fn brief(self) -> Self {
         Self {
-            explanation: String::new(),
+            explanation: Cow::Borrowed(""),
             evidence: Vec::new(),
             fix: Vec::new(),
             ..self
         }
     }
 
-    pub fn explain(mut self, text: impl Into<String>) -> Self {
+    pub fn explain(mut self, text: impl Into<Cow<'static, str>>) -> Self {
         self.explanation = text.into();
         self
     }
@@ -95,7 +97,7 @@ impl Finding {
         self
     }
 
-    pub fn fix(mut self, step: impl Into<String>) -> Self {
+    pub fn fix(mut self, step: impl Into<Cow<'static, str>>) -> Self {
         self.fix.push(step.into());
         self
     }

@@ -248,7 +248,7 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
                     Status::Inconclusive,
                     format!(
                         "Inconclusive: {}; that is not a packet-size limit, see below.",
-                        loss.map_or("some transfers failed", |f| f.title.as_str())
+                        loss.map_or("some transfers failed", |f| &*f.title)
                     ),
                 )
             }

@@ -237,7 +237,7 @@ struct FindingText<'a> {
     title: &'a str,
     explanation: &'a str,
     evidence: Vec<(&'a str, &'a str)>,
-    fix: &'a [String],
+    fix: &'a [std::borrow::Cow<'static, str>],
 }
 
 impl<'a> From<&'a Finding> for FindingText<'a> {
