@@ -27,7 +27,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use askama::Template;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -38,11 +37,10 @@ use tlsdiag::fingerprint::Fingerprints;
 use tlsdiag::hello::record::sniff;
 use tlsdiag::hello::wire::{AlertDescription, CipherSuite, NamedGroup, ProtocolVersion};
 use tlsdiag::hello::{parse_client_hello, ClientHello, ExtensionData, HelloError};
-use tlsdiag::report::html::ReportPage;
-use tlsdiag::report::{text, AttemptView, ConnectionReport, HelloView, HttpFacts};
+use tlsdiag::report::{AttemptView, ConnectionReport, HelloView, HttpFacts};
 use tlsdiag_fuzz::{
-    assert_no_peer_commands, assert_terminal_safe, defanged, fixed_time, json_diff, local, peer,
-    profile,
+    assert_no_peer_commands, defanged, fixed_time, json_diff, local, peer, profile,
+    render_and_read_back,
 };
 
 fuzz_target!(|data: &[u8]| run(data));
@@ -466,16 +464,8 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
     );
     report.generated_at = fixed_time();
 
-    let plain = text::render(&report);
-    assert_terminal_safe("text report", &plain);
-    ReportPage { r: &report }
-        .render()
-        .expect("the HTML report renders");
-
     // A saved report keeps the hello only as raw bytes and parses it again.
-    let json = report.to_json();
-    let mut back: ConnectionReport =
-        serde_json::from_str(&json).expect("a report's JSON reads back");
+    let mut back = render_and_read_back(&report);
     back.rehydrate();
     let want = serde_json::to_value(&report).expect("serializes");
     let got = serde_json::to_value(&back).expect("serializes");

@@ -20,9 +20,10 @@ use tlsdiag::diagnose::{self, Diagnosis, IpVersion, Observations, Status};
 use tlsdiag::probe::model::{ClientResults, ClientStep, MAX_STEPS};
 use tlsdiag::probe::{Direction, PacketLimits, ProbeObservation, ProbeRun, MAX_PROBE_BYTES};
 use tlsdiag::report::html::SavedPage;
-use tlsdiag::report::{text, ConnectionReport, HttpFacts, RunReport};
+use tlsdiag::report::{text, RunReport};
 use tlsdiag_fuzz::{
-    assert_no_peer_commands, assert_terminal_safe, defanged, fixed_time, json_diff, peer, profile,
+    assert_no_peer_commands, assert_terminal_safe, defanged, fixed_time, json_diff, peer,
+    plain_report, profile,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -175,22 +176,15 @@ fn report(results: &ClientResults, ipv6: bool) {
         assert_no_peer_commands(&diagnosis.findings, &control.findings, &peer_values);
     }
     // The posting connection: plain HTTP, nothing else known about it.
-    let mut connection = ConnectionReport::for_plain(
-        peer(ipv6),
-        HttpFacts {
-            http_version: "HTTP/1.1".into(),
-            user_agent: Some("curl/8.5.0".into()),
-            host: Some("203.0.113.1:8080".into()),
-        },
+    let connection = plain_report(
+        ipv6,
         None,
         Diagnosis {
             status: Status::Inconclusive,
             headline: "No HTTPS attempt from this address yet".into(),
             findings: Vec::new(),
         },
-        Vec::new(),
     );
-    connection.generated_at = fixed_time();
     let mut answer = RunReport::new(results, run, diagnosis, connection);
     answer.created_at = fixed_time();
     answer.id = Some("0123456789abcdef0123456789abcdef".into());

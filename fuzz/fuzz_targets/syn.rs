@@ -7,14 +7,11 @@
 //! in its text.
 #![no_main]
 
-use askama::Template;
 use libfuzzer_sys::fuzz_target;
 
 use tlsdiag::diagnose::{self, IpVersion, Observations};
-use tlsdiag::report::html::ReportPage;
-use tlsdiag::report::{text, ConnectionReport, HttpFacts};
 use tlsdiag::tcp::syn::{self, SynInfo};
-use tlsdiag_fuzz::{assert_terminal_safe, fixed_time, peer, profile};
+use tlsdiag_fuzz::{peer, plain_report, profile, render_and_read_back};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(syn) = syn::parse(data) else {
@@ -97,26 +94,9 @@ fn render(s: &SynInfo) {
         },
         profile(),
     );
-    let mut report = ConnectionReport::for_plain(
-        peer(ipv6),
-        HttpFacts {
-            http_version: "HTTP/1.1".into(),
-            user_agent: Some("curl/8.5.0".into()),
-            host: Some("203.0.113.1:8080".into()),
-        },
-        Some(s.clone()),
-        diagnosis,
-        Vec::new(),
-    );
-    report.generated_at = fixed_time();
+    let report = plain_report(ipv6, Some(s.clone()), diagnosis);
     let facts = report.connection_facts();
     assert!(facts.iter().any(|f| f.label == "Your SYN"));
-    let plain = text::render(&report);
-    assert_terminal_safe("text report", &plain);
-    ReportPage { r: &report }
-        .render()
-        .expect("the HTML report renders");
-    let json = report.to_json();
-    let back: ConnectionReport = serde_json::from_str(&json).expect("the report reads back");
+    let back = render_and_read_back(&report);
     assert_eq!(back.syn.as_ref(), Some(s));
 }

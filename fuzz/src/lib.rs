@@ -6,8 +6,13 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use askama::Template;
+use tlsdiag::diagnose::Diagnosis;
 use tlsdiag::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme};
 use tlsdiag::profile::ServerProfile;
+use tlsdiag::report::html::ReportPage;
+use tlsdiag::report::{text, ConnectionReport, HttpFacts};
+use tlsdiag::tcp::syn::SynInfo;
 
 /// What the default server accepts (`certs::server_config` with aws-lc-rs and
 /// the generated ECDSA P-256 development certificate), written out by hand so
@@ -204,4 +209,32 @@ pub fn json_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Op
         _ if json_eq(a, b) => None,
         _ => Some(format!("{path}: {a} became {b}")),
     }
+}
+
+/// A report for a plain-HTTP connection from curl, at the fixed time: the
+/// posting connection of a run, or the connection a SYN is shown on.
+pub fn plain_report(ipv6: bool, syn: Option<SynInfo>, diagnosis: Diagnosis) -> ConnectionReport {
+    let mut report = ConnectionReport::for_plain(
+        peer(ipv6),
+        HttpFacts {
+            http_version: "HTTP/1.1".into(),
+            user_agent: Some("curl/8.5.0".into()),
+            host: Some("203.0.113.1:8080".into()),
+        },
+        syn,
+        diagnosis,
+        Vec::new(),
+    );
+    report.generated_at = fixed_time();
+    report
+}
+
+/// Renders a connection report as text (which must be terminal-safe) and
+/// HTML, and returns what its JSON reads back as.
+pub fn render_and_read_back(report: &ConnectionReport) -> ConnectionReport {
+    assert_terminal_safe("text report", &text::render(report));
+    ReportPage { r: report }
+        .render()
+        .expect("the HTML report renders");
+    serde_json::from_str(&report.to_json()).expect("a report's JSON reads back")
 }
