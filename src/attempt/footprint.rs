@@ -30,6 +30,9 @@ pub fn of(a: &TlsAttempt) -> usize {
         })
         // The shared cell behind `after_handshake`.
         + 64
+        // The first request's facts arrive after the attempt is stored:
+        // charged by their bound from the start.
+        + super::RequestFacts::MAX_BYTES
 }
 
 /// The most a hello's fingerprints hold once worked out (they are computed

@@ -6,10 +6,15 @@ mod delivery;
 pub mod footprint;
 mod icmp_probe;
 mod outcome;
+mod request;
 
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
 pub use icmp_probe::IcmpProbe;
 pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
+pub use request::{
+    version_name, FirstRequest, ProxyHeader, RequestFacts, MAX_PROXY_HEADER_BYTES,
+    MAX_USER_AGENT_BYTES, PROXY_HEADERS,
+};
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -80,6 +85,8 @@ pub struct TlsAttempt {
     pub after_handshake: AfterHandshake,
     /// Our own ICMP test, when the ClientHello looked stuck behind a black hole.
     pub icmp_probe: Option<IcmpProbe>,
+    /// Who the connection's first request said it was, once it arrived.
+    pub first_request: FirstRequest,
 }
 
 /// An attempt's fingerprints, worked out the first time something reads

@@ -6,19 +6,25 @@
 //! this connection that triggered it, and a clean connection yields nothing
 //! above `info`. The catalogue is in `docs/findings.md`.
 
+mod client_traits;
 mod delivery_rules;
 mod finding;
 mod fixes;
 mod hello_ladder;
 mod hello_rules;
 mod icmp_rules;
+mod interception_rules;
+mod interceptors;
 mod outcome_rules;
 mod path_rules;
+mod user_agent;
 mod verdict;
 
 pub use crate::probe::TlsCheck;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
+pub use interception_rules::proxy_headers;
+pub use user_agent::{claim, Claim, Family};
 pub use verdict::{diagnose, Diagnosis, Observations, Status};
 
 use crate::attempt::TlsAttempt;
@@ -45,6 +51,10 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
         out.extend(hello_rules::no_sni(hello));
         out.extend(hello_rules::sni_not_served(hello, server));
         out.extend(hello_rules::legacy_ciphers_only(hello));
+    }
+    out.extend(interception_rules::intercepted(attempt));
+    if let Some(request) = attempt.first_request.get() {
+        out.extend(interception_rules::proxy_headers(request, true));
     }
     out.extend(hello_rules::slow_arrival(&attempt.arrival));
     sort(&mut out);

@@ -44,7 +44,10 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
         Outcome::NoSharedCipher => Some(no_shared_cipher(hello, server)),
         Outcome::NoSharedGroup => Some(no_shared_group(hello, server)),
         Outcome::NoSharedSignatureScheme => Some(no_shared_signature_scheme(hello, server)),
-        Outcome::ClientAlert { alert } => Some(client_alert(*alert)),
+        Outcome::ClientAlert { alert } => Some(client_alert(*alert, hello)),
+        Outcome::ClosedMidHandshake if interceptor_took_our_flight(attempt).is_some() => {
+            interceptor_took_our_flight(attempt).map(interceptor_hung_up)
+        }
         Outcome::ClosedMidHandshake => Some(fixes::for_black_hole_toward_client(
             Finding::new(
                 "tls.closed-mid-handshake",
@@ -458,13 +461,22 @@ fn no_shared_signature_scheme(hello: Option<&ClientHello>, server: &ServerProfil
     )
 }
 
-fn client_alert(alert: AlertDescription) -> Finding {
+fn client_alert(alert: AlertDescription, hello: Option<&ClientHello>) -> Finding {
     let name = alert.to_string();
-    match alert {
+    let certificate_alert = matches!(
+        alert,
         AlertDescription::UNKNOWN_CA
-        | AlertDescription::BAD_CERTIFICATE
-        | AlertDescription::CERTIFICATE_UNKNOWN
-        | AlertDescription::UNSUPPORTED_CERTIFICATE => Finding::new(
+            | AlertDescription::BAD_CERTIFICATE
+            | AlertDescription::CERTIFICATE_UNKNOWN
+            | AlertDescription::UNSUPPORTED_CERTIFICATE
+    );
+    if certificate_alert {
+        if let Some(interceptor) = hello.and_then(super::interceptors::identify) {
+            return interceptor_rejected_certificate(interceptor, &name);
+        }
+    }
+    match alert {
+        _ if certificate_alert => Finding::new(
             "tls.client-rejected-certificate",
             Severity::Error,
             format!("The client does not trust this server's certificate ({name})"),
@@ -477,6 +489,16 @@ fn client_alert(alert: AlertDescription) -> Finding {
              TLS-inspection CA that only trusts certificates its proxy issues.",
         )
         .evidence("alert from the client", name)
+        .evidence(
+            "who sent it",
+            if hello.is_some_and(super::client_traits::looks_like_browser) {
+                "a browser-like client (GREASE values and h2 in its ClientHello): a proxy that \
+                 re-signs certificates would have answered the browser itself, so the browser saw \
+                 our certificate and lacks a trust path to it"
+            } else {
+                "a client we cannot name from its ClientHello"
+            },
+        )
         .fix("See the chain we send: openssl s_client -connect SERVER:443 -servername NAME -showcerts")
         .fix("Server side: serve the full chain (leaf + intermediates).")
         .fix("Client side: update its CA bundle (apt-get install --reinstall ca-certificates; update-ca-certificates), or add the missing root to its trust store."),
@@ -515,6 +537,76 @@ fn client_alert(alert: AlertDescription) -> Finding {
     }
 }
 
+/// The known interceptor whose hello opened `attempt`, when it received our
+/// whole handshake flight: then its hanging up was its own decision, not
+/// packets lost on the way.
+fn interceptor_took_our_flight(
+    attempt: &TlsAttempt,
+) -> Option<&'static super::interceptors::Interceptor> {
+    let delivered = attempt
+        .handshake_flight
+        .is_some_and(|f| f.fate == crate::attempt::Fate::Delivered && f.written > 0);
+    if !delivered {
+        return None;
+    }
+    super::interceptors::identify(attempt.client_hello.as_ref()?)
+}
+
+/// A known interceptor received our certificate and closed without a word.
+fn interceptor_hung_up(interceptor: &super::interceptors::Interceptor) -> Finding {
+    Finding::new(
+        "tls.interceptor-rejected-certificate",
+        Severity::Error,
+        format!(
+            "A TLS-intercepting proxy ({}) hung up on receiving this server's certificate",
+            interceptor.name
+        ),
+    )
+    .explain(
+        "The ClientHello of this connection is an intercepting proxy's, not a browser's or a \
+         tool's: the proxy ends your TLS connections and opens its own to us. It received our \
+         whole handshake (every byte acknowledged) and closed the connection without a TLS \
+         alert, which is what it does when it cannot verify a server's certificate against its \
+         own trust store; your client is then shown the proxy's error instead of our site.",
+    )
+    .evidence(
+        "recognised as",
+        format!("{} ({})", interceptor.name, interceptor.source),
+    )
+    .evidence("on refusal", interceptor.on_refusal)
+    .fix("Ask your network team to exempt this host from TLS inspection (the proxy's bypass list).")
+    .fix("Or add the root of our certificate chain to the proxy's upstream trust store.")
+}
+
+/// A known TLS-intercepting proxy made the connection and refused our
+/// certificate: the customer's client never reached us at all.
+fn interceptor_rejected_certificate(
+    interceptor: &super::interceptors::Interceptor,
+    alert: &str,
+) -> Finding {
+    Finding::new(
+        "tls.interceptor-rejected-certificate",
+        Severity::Error,
+        format!(
+            "A TLS-intercepting proxy ({}) refused this server's certificate ({alert})",
+            interceptor.name
+        ),
+    )
+    .explain(
+        "The ClientHello of this connection is an intercepting proxy's, not a browser's or a \
+         tool's: the proxy ends your TLS connections and opens its own to us. It checked our \
+         certificate against its own trust store and refused it, so it cannot have shown your \
+         client our site; your client sees the proxy's error page or certificate instead.",
+    )
+    .evidence("alert from the proxy", alert)
+    .evidence(
+        "recognised as",
+        format!("{} ({})", interceptor.name, interceptor.source),
+    )
+    .fix("Ask your network team to exempt this host from TLS inspection (the proxy's bypass list).")
+    .fix("Or add the root of our certificate chain to the proxy's upstream trust store.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,8 +620,59 @@ mod tests {
 
     #[test]
     fn trust_alerts_point_at_the_chain() {
-        let f = client_alert(AlertDescription::UNKNOWN_CA);
+        let f = client_alert(AlertDescription::UNKNOWN_CA, None);
         assert_eq!(f.id, "tls.client-rejected-certificate");
         assert!(f.title.contains("unknown_ca"));
+    }
+
+    fn fixture(name: &str) -> ClientHello {
+        let path = format!(
+            "{}/tests/fixtures/hellos/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        crate::hello::parse_client_hello(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_browser_refusing_our_certificate_is_said_to_lack_the_trust_path() {
+        let hello = fixture("chromium_pq.bin");
+        let f = client_alert(AlertDescription::BAD_CERTIFICATE, Some(&hello));
+        assert_eq!(f.id, "tls.client-rejected-certificate");
+        let who = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "who sent it")
+            .unwrap();
+        assert!(
+            who.value.starts_with("a browser-like client"),
+            "{}",
+            who.value
+        );
+        let curl = fixture("curl_openssl3.bin");
+        let f = client_alert(AlertDescription::UNKNOWN_CA, Some(&curl));
+        let who = f
+            .evidence
+            .iter()
+            .find(|e| e.label == "who sent it")
+            .unwrap();
+        assert!(
+            who.value.starts_with("a client we cannot name"),
+            "{}",
+            who.value
+        );
+    }
+
+    #[test]
+    fn mitmproxy_refusing_our_certificate_is_named() {
+        let hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let f = client_alert(AlertDescription::UNKNOWN_CA, Some(&hello));
+        assert_eq!(f.id, "tls.interceptor-rejected-certificate");
+        assert_eq!(
+            f.title,
+            "A TLS-intercepting proxy (mitmproxy) refused this server's certificate (unknown_ca)"
+        );
+        // Any other alert from it is just an alert.
+        let f = client_alert(AlertDescription::USER_CANCELED, Some(&hello));
+        assert_eq!(f.id, "tls.client-alert");
     }
 }

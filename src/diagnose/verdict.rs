@@ -87,7 +87,14 @@ const DOWN_BROKEN: &[&str] = &[
 
 pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
     let findings = findings(o, server);
-    let (status, headline) = headline(&findings, o.ip);
+    let (status, mut headline) = headline(&findings, o.ip);
+    // Interception changes what every other conclusion is about (the
+    // middlebox's connection, not the client's): it is never left below.
+    if let Some(f) = findings.iter().find(|f| f.id == "tls.intercepted") {
+        if !headline.contains(&*f.title) {
+            headline = format!("{headline} Also: {}.", f.title);
+        }
+    }
     Diagnosis {
         status,
         headline,
@@ -384,6 +391,7 @@ mod tests {
             handshake_flight: None,
             after_handshake: AfterHandshake::default(),
             icmp_probe: None,
+            first_request: Default::default(),
         })
     }
 

@@ -45,7 +45,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attempt::{IcmpProbe, Negotiated, Outcome, TlsAttempt};
+use crate::attempt::{IcmpProbe, Negotiated, Outcome, RequestFacts, TlsAttempt};
 use crate::diagnose::{Diagnosis, Finding, Severity, Status};
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::ProtocolVersion;
@@ -301,6 +301,10 @@ pub struct AttemptView {
     pub summary: String,
     pub outcome: Outcome,
     pub tls: AttemptTls,
+    /// What the connection's first request said of its client (absent until
+    /// one arrived, and for attempts that never completed a handshake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_request: Option<RequestFacts>,
     pub findings: Vec<Finding>,
 }
 
@@ -374,6 +378,7 @@ impl AttemptView {
             summary,
             outcome: attempt.outcome.clone(),
             tls,
+            first_request: attempt.first_request.get().cloned(),
             findings,
         }
     }

@@ -18,6 +18,7 @@ use tower::ServiceExt;
 
 use super::activity::{Activity, Deadlines, InFlight, Watched};
 use super::Shared;
+use crate::attempt::RequestFacts;
 use crate::web::{ConnectionContext, TcpFacts};
 
 // One list of settings for hyper's own builders and hyper-util's auto
@@ -144,6 +145,12 @@ fn service(
     hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let in_flight = requests.begin_request();
         let (mut parts, body) = req.into_parts();
+        if let ConnectionContext::Tls(attempt) = &context {
+            // Who the request says it is, for the attempt's own diagnosis.
+            attempt
+                .first_request
+                .learn(|| RequestFacts::of(&parts.headers, parts.version));
+        }
         parts.extensions.insert(context.clone());
         parts.extensions.insert(tcp.clone());
         // GET and friends have no body: no timer for them.

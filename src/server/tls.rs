@@ -156,6 +156,7 @@ async fn establish(
         handshake_flight,
         after_handshake: AfterHandshake::default(),
         icmp_probe,
+        first_request: Default::default(),
     };
     log(&record);
     let record = Arc::new(record);

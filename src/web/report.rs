@@ -1,7 +1,7 @@
 //! The connection report handlers.
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, Version};
+use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
@@ -9,6 +9,7 @@ use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
 use std::time::Duration;
 
+use crate::attempt::RequestFacts;
 use crate::diagnose::{self, IpVersion, Observations};
 use crate::report::html::ReportPage;
 use crate::report::{
@@ -132,9 +133,18 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         },
         &state.profile,
     );
+    let mut diagnosis = diagnosis;
+    // Headers a proxy added to this very request.
+    let encrypted = matches!(context, ConnectionContext::Tls(_));
+    let request_facts = RequestFacts::of(request.headers(), request.version());
+    if let Some(f) = diagnose::proxy_headers(&request_facts, encrypted) {
+        if !diagnosis.findings.iter().any(|seen| seen.id == f.id) {
+            diagnosis.findings.push(f);
+            diagnose::sort(&mut diagnosis.findings);
+        }
+    }
     Ok(match context {
         ConnectionContext::Tls(attempt) => {
-            let mut diagnosis = diagnosis;
             // This connection's own notes (SNI, hello size) complete its report;
             // they do not change the headline.
             for f in diagnose::attempt(attempt, &state.profile) {
@@ -158,15 +168,7 @@ fn http_facts(request: &Request) -> HttpFacts {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     HttpFacts {
-        http_version: match request.version() {
-            Version::HTTP_09 => "HTTP/0.9",
-            Version::HTTP_10 => "HTTP/1.0",
-            Version::HTTP_11 => "HTTP/1.1",
-            Version::HTTP_2 => "HTTP/2",
-            Version::HTTP_3 => "HTTP/3",
-            _ => "HTTP",
-        }
-        .to_owned(),
+        http_version: crate::attempt::version_name(request.version()).to_owned(),
         user_agent: text(header::USER_AGENT),
         // HTTP/2 carries the host in :authority, not a Host header.
         host: text(header::HOST).or_else(|| request.uri().authority().map(|a| a.to_string())),
