@@ -53,6 +53,17 @@ const GO_SUITES: &[u16] = &[
     0xc007, 0x00ff,
 ];
 
+/// Every key-exchange group Chrome has offered since 60: X25519, P-256,
+/// P-384 (P-521 until 2015's removal, kept for safety), and the hybrid
+/// post-quantum ones. Chrome has never offered X448 or finite-field groups.
+const CHROMIUM_GROUPS: &[u16] = &[0x001d, 0x0017, 0x0018, 0x0019, 0x11ec, 0x6399];
+
+/// Every group Firefox can offer: NSS's elliptic curves (no X448), the
+/// finite-field groups, and the hybrid post-quantum ones.
+const FIREFOX_GROUPS: &[u16] = &[
+    0x001d, 0x0017, 0x0018, 0x0019, 0x0100, 0x0101, 0x0102, 0x0103, 0x0104, 0x11ec, 0x6399,
+];
+
 /// How `hello` differs from what `claim` sends. `interceptor` is the known
 /// interceptor whose hello this is, if any.
 pub fn mismatches(
@@ -75,6 +86,7 @@ pub fn mismatches(
             }
             if at_least(60) {
                 out.extend(foreign_suites(hello, CHROMIUM_SUITES, "Chrome"));
+                out.extend(foreign_groups(hello, CHROMIUM_GROUPS, "Chrome"));
             }
             if claim.major.is_some_and(|m| m >= 124)
                 && !hello.key_shares().iter().any(|k| k.group.is_post_quantum())
@@ -104,6 +116,7 @@ pub fn mismatches(
         Family::Firefox => {
             if at_least(78) {
                 out.extend(foreign_suites(hello, FIREFOX_SUITES, "Firefox"));
+                out.extend(foreign_groups(hello, FIREFOX_GROUPS, "Firefox"));
             }
             if claim.major.is_some_and(|m| m >= 132)
                 && !hello.key_shares().iter().any(|k| k.group.is_post_quantum())
@@ -178,11 +191,36 @@ fn not_sent_because(family: Family) -> &'static str {
 
 /// The suites of `hello` the family can never offer, as one certain mismatch.
 fn foreign_suites(hello: &ClientHello, allowed: &[u16], who: &str) -> Option<Mismatch> {
-    let foreign: Vec<String> = hello
-        .cipher_suites
-        .iter()
-        .filter(|s| !is_grease(s.0) && !allowed.contains(&s.0))
-        .map(|s| s.to_string())
+    let listed = hello.cipher_suites.iter().map(|s| (s.0, s.to_string()));
+    foreign(
+        "cipher suites",
+        "suites",
+        listed,
+        hello.cipher_suites.len(),
+        allowed,
+        who,
+    )
+}
+
+/// The groups of `hello` the family can never offer, as one certain mismatch.
+fn foreign_groups(hello: &ClientHello, allowed: &[u16], who: &str) -> Option<Mismatch> {
+    let groups = hello.supported_groups();
+    let listed = groups.iter().map(|g| (g.0, g.to_string()));
+    foreign("groups", "groups", listed, groups.len(), allowed, who)
+}
+
+/// The values of a list outside what the family can offer (GREASE aside).
+fn foreign(
+    what: &'static str,
+    noun: &str,
+    listed: impl Iterator<Item = (u16, String)>,
+    total: usize,
+    allowed: &[u16],
+    who: &str,
+) -> Option<Mismatch> {
+    let foreign: Vec<String> = listed
+        .filter(|(value, _)| !is_grease(*value) && !allowed.contains(value))
+        .map(|(_, name)| name)
         .collect();
     if foreign.is_empty() {
         return None;
@@ -194,11 +232,10 @@ fn foreign_suites(hello: &ClientHello, allowed: &[u16], who: &str) -> Option<Mis
         String::new()
     };
     Some(Mismatch {
-        what: "cipher suites",
+        what,
         detail: format!(
-            "{} of {} are suites {who} never offers: {}{more}",
+            "{} of {total} are {noun} {who} never offers: {}{more}",
             foreign.len(),
-            hello.cipher_suites.len(),
             foreign[..shown].join(", "),
         )
         .into(),
@@ -259,7 +296,7 @@ mod tests {
         let hello = fixture("mitmproxy_11_openssl_3_4.bin");
         assert_eq!(
             certain(HEADLESS, &hello),
-            ["GREASE", "cipher suites", "the whole ClientHello"]
+            ["GREASE", "cipher suites", "groups", "the whole ClientHello"]
         );
         assert_eq!(certain("curl/7.88.1", &hello), ["the whole ClientHello"]);
         assert_eq!(
@@ -267,7 +304,8 @@ mod tests {
                 "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
                 &hello
             ),
-            ["cipher suites", "the whole ClientHello"]
+            // mitmproxy offers X448, which NSS does not implement.
+            ["cipher suites", "groups", "the whole ClientHello"]
         );
         assert_eq!(
             certain("Go-http-client/1.1", &hello),
