@@ -323,6 +323,57 @@ async fn mitmproxy_refusing_our_certificate_is_named() {
     );
 }
 
+#[tokio::test]
+async fn a_forwarded_plain_http_request_is_noted_with_its_headers() {
+    let server = TestServer::start().await;
+    let from = [127, 0, 0, 1].into();
+    let plain = json(&http_get_from(server.http, from, "/api/v1/connection").await);
+    let ids = |r: &Value| -> Vec<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        !ids(&plain).contains(&"http.proxy-headers".to_owned()),
+        "{plain:#}"
+    );
+    let forwarded = json(
+        &http_request_from(
+            server.http,
+            from,
+            "/api/v1/connection",
+            &[
+                ("Via", "1.1 squid.example (squid/6.1)"),
+                ("X-Forwarded-For", "198.51.100.9"),
+            ],
+        )
+        .await,
+    );
+    let finding = forwarded["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "http.proxy-headers")
+        .unwrap_or_else(|| panic!("{forwarded:#}"));
+    assert_eq!(finding["severity"], "info");
+    let evidence: Vec<&str> = finding["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            "via: 1.1 squid.example (squid/6.1)",
+            "x-forwarded-for: 198.51.100.9"
+        ]
+    );
+}
+
 /// Every direct client, one after another against one server; then no
 /// attempt of them may carry the finding, and each client's request must
 /// have been seen (so a client that never got through cannot pass).

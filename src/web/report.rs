@@ -121,7 +121,7 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
     }
     let how_to_test =
         super::observe::how_to_test(&super::plain_base(request, context, state.http_port));
-    let diagnosis = diagnose::diagnose(
+    let mut diagnosis = diagnose::diagnose(
         &Observations {
             ip: IpVersion::of(peer.ip()),
             attempts: &attempts,
@@ -133,7 +133,6 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         },
         &state.profile,
     );
-    let mut diagnosis = diagnosis;
     // Headers a proxy added to this very request.
     let encrypted = matches!(context, ConnectionContext::Tls(_));
     let request_facts = RequestFacts::of(request.headers(), request.version());
