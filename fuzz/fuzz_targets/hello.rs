@@ -423,6 +423,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
         handshake_flight: None,
         after_handshake: Default::default(),
         icmp_probe: None,
+        seen_by: None,
     };
     let _ = attempt.outcome.describe();
     let attempts = [Arc::new(attempt.clone())];

@@ -6,6 +6,7 @@ mod delivery;
 pub mod footprint;
 mod icmp_probe;
 mod outcome;
+pub mod stored;
 
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
 pub use icmp_probe::IcmpProbe;
@@ -80,6 +81,10 @@ pub struct TlsAttempt {
     pub after_handshake: AfterHandshake,
     /// Our own ICMP test, when the ClientHello looked stuck behind a black hole.
     pub icmp_probe: Option<IcmpProbe>,
+    /// The instance (`--instance-name`) whose listener saw the attempt:
+    /// several instances share attempts through `--database-url`.
+    #[serde(skip)]
+    pub seen_by: Option<std::sync::Arc<str>>,
 }
 
 /// An attempt's fingerprints, worked out the first time something reads

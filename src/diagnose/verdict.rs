@@ -384,6 +384,7 @@ mod tests {
             handshake_flight: None,
             after_handshake: AfterHandshake::default(),
             icmp_probe: None,
+            seen_by: None,
         })
     }
 
