@@ -82,8 +82,8 @@ async fn two_instances_share_attempts_and_reports_and_survive_the_database_going
     let a = Tlsdiag::start(&["--database-url", &db.url, "--instance-name", "edge-a"]);
     let b = Tlsdiag::start(&["--database-url", &db.url, "--instance-name", "edge-b"]);
 
-    // The customer's HTTPS reaches A: a post-quantum ClientHello (over 1,500
-    // bytes) split in two writes at 1,000 bytes.
+    // The customer's HTTPS reaches A: a post-quantum ClientHello (well over
+    // 1,000 bytes) split in two writes at 1,000 bytes.
     let (hello, body) = get_with_delivery(
         a.https,
         client_config_trusting(&a.cert, &["http/1.1"]),
@@ -92,7 +92,7 @@ async fn two_instances_share_attempts_and_reports_and_survive_the_database_going
         "/?format=json",
     )
     .await;
-    assert!(hello.len() > 1500, "{}", hello.len());
+    assert!(hello.len() > 1200, "{}", hello.len());
     assert!(body.contains("schema_version"), "{body}");
 
     // Their plain-HTTP request reaches B: A's attempt is there, named.
@@ -146,7 +146,7 @@ async fn two_instances_share_attempts_and_reports_and_survive_the_database_going
     let saved = post_results(a.http, &results_body("sharedrun01", "ACME-77")).await;
     let url = saved["report_url"]
         .as_str()
-        .unwrap_or_else(|| panic!("no report saved: {saved:#}"));
+        .unwrap_or_else(|| panic!("no report saved: {saved:#}\nA's log:\n{}", a.log_text()));
     let report_id = url.rsplit('/').next().unwrap();
     assert_eq!(report_id.len(), 32, "{url}");
     let through_b = get_json(b.http, &format!("/api/v1/reports/{report_id}")).await;

@@ -142,7 +142,7 @@ impl SharedAttempts {
                          WHERE address = $1 AND origin <> $2 AND started_at_ms >= $3
                          ORDER BY started_at_ms DESC, row_id DESC
                          LIMIT $4) newest
-                     WHERE running - own < $5
+                     WHERE running - own < $5::BIGINT
                      ORDER BY started_at_ms DESC, row_id DESC",
                     &[&address, &self.origin, &since_ms, &max_rows, &max_bytes],
                 )

@@ -64,7 +64,7 @@ const TRIM: &str = "DELETE FROM reports WHERE id IN (
      SELECT id FROM (
          SELECT id, SUM(size) OVER (ORDER BY created_at_ms DESC, id DESC) AS running
          FROM reports) newest_first
-     WHERE running > $1 AND id IS DISTINCT FROM $2)";
+     WHERE running > $1::BIGINT AND id IS DISTINCT FROM $2::TEXT)";
 
 impl ReportStore for PgReportStore {
     fn save(&self, r: &NewReport, max_total_bytes: u64) -> Result<(), StoreError> {
