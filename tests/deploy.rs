@@ -44,10 +44,16 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         .arg(&unit)
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "systemd-analyze verify failed:\n{said}");
-    assert!(said.trim().is_empty(), "systemd-analyze verify warns:\n{said}");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{said}"
+    );
+    assert!(
+        said.trim().is_empty(),
+        "systemd-analyze verify warns:\n{said}"
+    );
 
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])
@@ -68,7 +74,10 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     // 0 is fully locked down, 10 is unprotected; docs/deployment.md quotes 1.7.
     assert!(score <= 2.0, "exposure {score}:\n{text}");
     // The two capabilities it needs, and only those.
-    for line in ["CapabilityBoundingSet=~CAP_SYS_ADMIN", "CapabilityBoundingSet=~CAP_NET_ADMIN"] {
+    for line in [
+        "CapabilityBoundingSet=~CAP_SYS_ADMIN",
+        "CapabilityBoundingSet=~CAP_NET_ADMIN",
+    ] {
         assert!(
             text.lines().any(|l| l.starts_with('✓') && l.contains(line)),
             "{line} not satisfied:\n{text}"

@@ -16,7 +16,7 @@ use super::{AfterHandshake, Arrival, IcmpProbe, Negotiated, Outcome, SentData, T
 use crate::capture::ReadEvent;
 use crate::tcp::TcpInfo;
 
-/// Version of [`Meta`]'s layout; a row of another version is skipped on read.
+/// Version of the metadata layout; a row of another version is skipped on read.
 pub const META_VERSION: u32 = 1;
 
 /// One attempt as a row: columns a query selects and orders by, the raw
@@ -34,7 +34,7 @@ pub struct StoredAttempt {
     pub hello: Vec<u8>,
     /// The SYN as the kernel saved it, when it did.
     pub syn: Option<Vec<u8>>,
-    /// [`Meta`] as JSON.
+    /// The metadata (times, addresses, reads, outcome, ...) as JSON.
     pub meta: String,
 }
 

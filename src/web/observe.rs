@@ -88,7 +88,7 @@ pub(super) fn attempts(
     if let Shared::Read(others) = shared {
         recorded.extend(others.iter().cloned());
         // Stable: this instance's own order holds among equal times.
-        recorded.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        recorded.sort_by_key(|a| std::cmp::Reverse(a.started_at));
     }
     out.extend(recorded.into_iter().filter(|a| a.started_at >= cutoff));
     out
