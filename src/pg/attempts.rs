@@ -2,8 +2,10 @@
 //!
 //! Writing stays off the handshake's path: the connection task hands the
 //! finished attempt (an `Arc`, no copy) to a bounded queue with `try_send`;
-//! when the queue is full the attempt is not shared and a counter says so
-//! ([`Counters::dropped`], logged by the writer). The [`Writer`] task takes
+//! when the queue is full (in attempts, or in the bytes they hold: queued
+//! attempts stay in memory even after the recent store lets them go) the
+//! attempt is not shared and a counter says so ([`Counters::dropped`],
+//! logged by the writer). The [`Writer`] task takes
 //! what is queued, encodes it ([`StoredAttempt`]: raw bytes plus metadata)
 //! and inserts it in one statement per batch. It also deletes what is older
 //! than the recent window, and beyond the per-address and total row caps.
@@ -15,7 +17,7 @@
 //! restart the previous process's rows are someone else's, so they count.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +32,10 @@ use crate::recent::StoreLimits;
 
 /// Attempts waiting to be written; beyond this they are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Bytes the queued attempts may hold together (raw hello and reads log,
+/// roughly): a flood of 64 KiB hellos cannot pile up behind a slow database.
+pub const QUEUE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Most attempts in one insert.
 pub const MAX_BATCH: usize = 256;
@@ -59,6 +65,14 @@ pub struct Counters {
     pub write_failed: AtomicU64,
     /// Rows read that could not be decoded (another version's, or damaged).
     pub unreadable: AtomicU64,
+    /// Bytes the queue holds now (see [`QUEUE_MAX_BYTES`]).
+    pub queued_bytes: AtomicUsize,
+}
+
+/// What a queued attempt holds, roughly, in O(1): its kept bytes, its reads
+/// log, and the record around them.
+fn queued_size(a: &TlsAttempt) -> usize {
+    a.raw.len() + a.arrival.reads.len() * std::mem::size_of::<crate::capture::ReadEvent>() + 1024
 }
 
 /// The shared attempt store as the rest of the server sees it.
@@ -109,7 +123,15 @@ impl SharedAttempts {
 
     /// Queues `attempt` for sharing; never waits. A full queue drops it.
     pub fn offer(&self, attempt: &Arc<TlsAttempt>) {
-        if self.queue.try_send(attempt.clone()).is_err() {
+        let size = queued_size(attempt);
+        let held = self
+            .counters
+            .queued_bytes
+            .fetch_add(size, Ordering::Relaxed);
+        if held + size > QUEUE_MAX_BYTES || self.queue.try_send(attempt.clone()).is_err() {
+            self.counters
+                .queued_bytes
+                .fetch_sub(size, Ordering::Relaxed);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -209,7 +231,12 @@ impl Writer {
     async fn write(&self, batch: &mut Vec<Arc<TlsAttempt>>, health: &mut Health) {
         let rows: Vec<StoredAttempt> = batch
             .drain(..)
-            .map(|a| StoredAttempt::encode(&a, &self.instance))
+            .map(|a| {
+                self.counters
+                    .queued_bytes
+                    .fetch_sub(queued_size(&a), Ordering::Relaxed);
+                StoredAttempt::encode(&a, &self.instance)
+            })
             .collect();
         let count = rows.len() as u64;
         match within(WRITE_TIMEOUT, insert(&self.pool, self.origin, rows)).await {
@@ -358,4 +385,67 @@ fn random_origin() -> i64 {
 fn millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::{Arrival, Outcome, StallEnd};
+
+    fn attempt(raw_bytes: usize) -> Arc<TlsAttempt> {
+        Arc::new(TlsAttempt {
+            id: 1,
+            peer: "192.0.2.1:40000".parse().expect("addr"),
+            local: "192.0.2.2:443".parse().expect("addr"),
+            started_at: SystemTime::now(),
+            arrival: Arrival {
+                bytes: raw_bytes,
+                read_count: 1,
+                reads: vec![],
+                capture_ms: 1.0,
+            },
+            raw: vec![0x16; raw_bytes],
+            client_hello: None,
+            fingerprint_cache: Default::default(),
+            negotiated: None,
+            handshake_ms: None,
+            outcome: Outcome::NoData {
+                ended: StallEnd::Timeout,
+            },
+            syn: None,
+            tcp: None,
+            handshake_flight: None,
+            after_handshake: Default::default(),
+            icmp_probe: None,
+            seen_by: None,
+        })
+    }
+
+    /// A store whose database is never reached: only the queue is exercised.
+    fn store() -> (Arc<SharedAttempts>, Writer) {
+        let pool = crate::pg::pool("postgres://nobody@127.0.0.1:1/none").expect("pool");
+        SharedAttempts::new(pool, Arc::from("t"), StoreLimits::default())
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (store, _writer) = store();
+        for _ in 0..QUEUE_CAPACITY + 10 {
+            store.offer(&attempt(10));
+        }
+        assert_eq!(store.counters().dropped.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn large_hellos_fill_the_queue_by_bytes_first() {
+        let (store, _writer) = store();
+        for _ in 0..1000 {
+            store.offer(&attempt(64 * 1024));
+        }
+        let held = store.counters().queued_bytes.load(Ordering::Relaxed);
+        let dropped = store.counters().dropped.load(Ordering::Relaxed);
+        assert!(held <= QUEUE_MAX_BYTES, "{held}");
+        // 32 MiB hold about 500 of them; the rest are dropped.
+        assert!((450..=550).contains(&(1000 - dropped)), "{dropped} dropped");
+    }
 }
