@@ -191,3 +191,43 @@ async fn two_instances_share_attempts_and_reports_and_survive_the_database_going
     assert!(unsaved["report_url"].is_null(), "{unsaved:#}");
     assert!(unsaved["report_error"].is_string(), "{unsaved:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_in_postgres_expire_with_the_retention() {
+    let Some(db) = Postgres::start() else {
+        return;
+    };
+    let a = Tlsdiag::start(&[
+        "--database-url",
+        &db.url,
+        "--report-retention",
+        "2s",
+        "--report-purge-interval",
+        "200ms",
+    ]);
+    let saved = post_results(a.http, &results_body("expiring01", "ACME-90")).await;
+    let url = saved["report_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{saved:#}"));
+    let id = url.rsplit('/').next().unwrap().to_owned();
+    let fresh = get_json(a.http, &format!("/api/v1/reports/{id}")).await;
+    assert_eq!(fresh["label"], "ACME-90");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = http_request_from(
+            a.http,
+            LOCALHOST.into(),
+            &format!("/api/v1/reports/{id}"),
+            &[],
+        )
+        .await;
+        if !page.contains("ACME-90") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "report {id} still there after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
