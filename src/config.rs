@@ -135,6 +135,63 @@ pub struct Args {
     /// HTTP/2 with no stream open; PINGs do not count as activity).
     #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+
+    // ---- Production: several instances, logs, shutdown (docs/deployment.md) ----
+    /// PostgreSQL for several instances (postgres://user:password@host/db, or
+    /// a key=value connection string): saved reports go there instead of
+    /// SQLite, and recent HTTPS attempts are shared, so a client whose HTTPS
+    /// reached another instance still sees them here. Without it: SQLite in
+    /// --data-dir, attempts in this process only.
+    #[arg(long, env = "TLSDIAG_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// This instance's name, shown beside each attempt it saw (letters,
+    /// digits, '.', '-', '_'; at most 64). Default: the host name.
+    #[arg(long, env = "TLSDIAG_INSTANCE_NAME")]
+    pub instance_name: Option<String>,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "TLSDIAG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish
+    /// for up to this long, then exit.
+    #[arg(long, env = "TLSDIAG_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A database URL: printed in `Debug` without its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<set>)")
+    }
+}
+
+/// A name for this instance: the host name, or `tlsdiag` if there is none.
+fn default_instance_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| valid_instance_name(h))
+        .unwrap_or_else(|| "tlsdiag".to_owned())
+}
+
+/// Shown in reports and pages: plain on purpose.
+pub fn valid_instance_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// Where the certificate comes from.
@@ -169,6 +226,13 @@ pub struct Config {
     pub deadlines: Deadlines,
     pub attempts: StoreLimits,
     pub reports: ReportSettings,
+    /// Where saved reports and shared attempts go with several instances;
+    /// `None`: SQLite in the data directory, attempts in memory only.
+    pub database_url: Option<DatabaseUrl>,
+    /// Tags the attempts this instance sees.
+    pub instance_name: String,
+    /// How long in-flight requests may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
 }
 
 /// Where and how long reports are kept.
@@ -215,6 +279,8 @@ pub enum ConfigError {
     IcmpMtu,
     #[error("--admin-token must be at least 16 characters")]
     WeakToken,
+    #[error("--instance-name must be 1 to 64 letters, digits, '.', '-' or '_'")]
+    InstanceName,
 }
 
 impl Args {
@@ -322,6 +388,18 @@ impl Args {
                     other => other,
                 },
             },
+            database_url: self.database_url.map(DatabaseUrl),
+            instance_name: match self.instance_name {
+                None => default_instance_name(),
+                Some(name) if valid_instance_name(&name) => name,
+                Some(_) => return Err(ConfigError::InstanceName),
+            },
+            shutdown_grace: check(
+                "shutdown-grace",
+                self.shutdown_grace,
+                Duration::ZERO,
+                secs(3600),
+            )?,
         })
     }
 }
@@ -363,6 +441,9 @@ impl Config {
                 purge_interval: Duration::from_secs(3600),
                 admin_token: None,
             },
+            database_url: None,
+            instance_name: "test".to_owned(),
+            shutdown_grace: Duration::from_secs(2),
         }
     }
 }

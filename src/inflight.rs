@@ -219,6 +219,7 @@ impl Snapshot {
             after_handshake: AfterHandshake::default(),
             icmp_probe: self.icmp_so_far(),
             first_request: Default::default(),
+            seen_by: None,
         })
     }
 }

@@ -31,6 +31,7 @@
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
 //! | [`reports`] | where saved reports are kept: ids, labels, SQLite storage, retention |
+//! | [`pg`] | PostgreSQL for several instances (`--database-url`): saved reports and the shared recent attempts |
 //! | [`report`] | the view models (a connection's report; a run's report, which is also the saved document) and their text and HTML renderings |
 //! | [`web`] | axum routes, format negotiation, errors |
 //! | [`util`] | small formatting helpers |
@@ -44,6 +45,7 @@ pub mod fingerprint;
 pub mod hello;
 pub mod icmp;
 pub mod inflight;
+pub mod pg;
 pub mod probe;
 pub mod profile;
 pub mod recent;

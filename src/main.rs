@@ -1,23 +1,18 @@
 //! The `tlsdiag` binary: flags, logging, certificate, then the server until Ctrl-C
-//! or SIGTERM.
+//! or SIGTERM, after which requests in flight get `--shutdown-grace` to finish.
 
 use anyhow::Result;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use tlsdiag::config::Args;
+use tlsdiag::config::{Args, LogFormat};
 use tlsdiag::server::Server;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        // Colour only for a person at a terminal, never in files or pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    let config = Args::parse().into_config()?;
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let config = args.into_config()?;
     let server = Server::bind(config).await?;
     tracing::info!(
         https = %format!("https://{}/", server.https_addr()),
@@ -27,7 +22,26 @@ async fn main() -> Result<()> {
         "tlsdiag listening"
     );
     server.run(shutdown_signal()).await;
-    Ok(())
+    tracing::info!("tlsdiag stopped");
+    // Connections still open after the grace end here, with the process.
+    std::process::exit(0);
+}
+
+/// Logs to stdout: text (colour only for a person at a terminal), or one
+/// JSON object per line for a log collector (`--log-format json`).
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -241,6 +241,7 @@ mod tests {
             after_handshake: Default::default(),
             icmp_probe: None,
             first_request: Default::default(),
+            seen_by: None,
         })
     }
 

@@ -74,6 +74,7 @@ fn app() -> (axum::Router, ConnectionContext) {
         after_handshake: Default::default(),
         icmp_probe: None,
         first_request: Default::default(),
+        seen_by: None,
     };
     let profile = ServerProfile {
         served_names: vec!["localhost".into()],

@@ -424,6 +424,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
         after_handshake: Default::default(),
         icmp_probe: None,
         first_request: Default::default(),
+        seen_by: None,
     };
     let _ = attempt.outcome.describe();
     let attempts = [Arc::new(attempt.clone())];

@@ -19,7 +19,7 @@ use crate::tcp::TcpInfo;
 pub const STALL_AFTER_MS: u32 = 3000;
 
 /// How what we sent has fared so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fate {
     /// Everything written was acknowledged.
@@ -32,7 +32,7 @@ pub enum Fate {
 }
 
 /// One snapshot of our sending side, cumulative from the connection's start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SentData {
     /// Bytes we wrote (TLS records, headers included).
     pub written: u64,

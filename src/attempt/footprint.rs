@@ -22,7 +22,7 @@ pub fn of(a: &TlsAttempt) -> usize {
             .map_or(0, String::capacity)
         + outcome(&a.outcome)
         + a.syn.as_ref().map_or(0, |s| {
-            s.options.capacity() * size_of::<crate::tcp::syn::TcpOption>()
+            s.options.capacity() * size_of::<crate::tcp::syn::TcpOption>() + s.raw.len()
         })
         + a.icmp_probe.as_ref().map_or(0, |p| {
             // Its one message string, at most.

@@ -7,6 +7,7 @@ pub mod footprint;
 mod icmp_probe;
 mod outcome;
 mod request;
+pub mod stored;
 
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
 pub use icmp_probe::IcmpProbe;
@@ -87,6 +88,10 @@ pub struct TlsAttempt {
     pub icmp_probe: Option<IcmpProbe>,
     /// Who the connection's first request said it was, once it arrived.
     pub first_request: FirstRequest,
+    /// The instance (`--instance-name`) whose listener saw the attempt:
+    /// several instances share attempts through `--database-url`.
+    #[serde(skip)]
+    pub seen_by: Option<std::sync::Arc<str>>,
 }
 
 /// An attempt's fingerprints, worked out the first time something reads

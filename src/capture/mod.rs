@@ -34,7 +34,7 @@ pub const MAX_CAPTURE_BYTES: usize = hello::MAX_HELLO_BYTES + 5 * 5 + 4;
 pub const MAX_LOGGED_READS: usize = 4096;
 
 /// One `read()` that returned data.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReadEvent {
     /// Milliseconds since the connection was accepted.
     pub at_ms: f64,

@@ -453,6 +453,7 @@ mod tests {
             sack_permitted: false,
             timestamps: false,
             implied_mtu: Some(1500),
+            raw: Default::default(),
         };
         assert_eq!(
             black_hole_up(&r, Some(&syn), IpVersion::V4).unwrap().id,

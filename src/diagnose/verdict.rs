@@ -392,6 +392,7 @@ mod tests {
             after_handshake: AfterHandshake::default(),
             icmp_probe: None,
             first_request: Default::default(),
+            seen_by: None,
         })
     }
 

@@ -282,12 +282,45 @@ pub struct ConnectionReport {
     pub findings: Vec<Finding>,
     /// This address's recent attempts on the HTTPS port, newest first.
     pub recent_attempts: Vec<AttemptView>,
+    /// With several instances (`--database-url`): this instance, and whether
+    /// the attempts other instances saw could be read. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_attempts: Option<SharedAttemptsView>,
+}
+
+/// Whose attempts a list holds, when instances share them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedAttemptsView {
+    /// The instance that answered (`--instance-name`).
+    pub instance: String,
+    /// False: only this instance's own attempts are listed.
+    pub available: bool,
+    /// Why the other instances' attempts could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SharedAttemptsView {
+    /// The sentence every view shows when the list is only this instance's.
+    pub fn note(&self) -> Option<String> {
+        (!self.available).then(|| {
+            format!(
+                "Shared attempts unavailable: attempts other instances saw could not be read ({}). \
+                 Only the attempts instance {} saw are listed.",
+                self.error.as_deref().unwrap_or("no answer"),
+                self.instance
+            )
+        })
+    }
 }
 
 /// One attempt on the HTTPS port, as listed in reports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttemptView {
     pub id: u64,
+    /// The instance whose listener saw it (`--instance-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Absent in a [brief](Self::brief), and when the kernel kept no SYN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn: Option<SynInfo>,
@@ -372,6 +405,7 @@ impl AttemptView {
         };
         Self {
             id: attempt.id,
+            instance: attempt.seen_by.as_deref().map(str::to_owned),
             syn: attempt.syn.clone(),
             started_at: attempt.started_at,
             succeeded: attempt.succeeded(),
@@ -441,6 +475,9 @@ pub struct AttemptsReport {
     pub generated_at: SystemTime,
     pub client: ClientView,
     pub attempts: Vec<AttemptView>,
+    /// As in [`ConnectionReport::shared_attempts`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_attempts: Option<SharedAttemptsView>,
 }
 
 impl AttemptsReport {
@@ -450,6 +487,7 @@ impl AttemptsReport {
             generated_at: SystemTime::now(),
             client: client(peer),
             attempts,
+            shared_attempts: None,
         }
     }
 }
@@ -480,6 +518,7 @@ impl ConnectionReport {
             tls: Some(tls),
             findings: diagnosis.findings,
             recent_attempts,
+            shared_attempts: None,
         }
     }
 
@@ -514,6 +553,7 @@ impl ConnectionReport {
             tls: None,
             findings: diagnosis.findings,
             recent_attempts,
+            shared_attempts: None,
         }
     }
 

@@ -48,6 +48,10 @@ fn verdict_text(out: &mut String, headline: &str, findings: &[Finding]) {
 /// ClientHello arrived, the hello and its fingerprints. Shared by the live
 /// and saved reports.
 fn connection_text(out: &mut String, r: &ConnectionReport) {
+    if let Some(note) = r.shared_attempts.as_ref().and_then(|s| s.note()) {
+        out.push('\n');
+        out.push_str(&wrap(&printable(&note), WIDTH, ""));
+    }
     if !r.recent_attempts.is_empty() {
         section(
             out,
@@ -55,7 +59,16 @@ fn connection_text(out: &mut String, r: &ConnectionReport) {
         );
         for a in &r.recent_attempts {
             let status = if a.succeeded { "ok    " } else { "FAILED" };
-            let line = format!("#{} {} {status} {}", a.id, a.time(), printable(&a.summary));
+            let seen_by = a
+                .instance
+                .as_deref()
+                .map_or(String::new(), |i| format!("({}) ", printable(i)));
+            let line = format!(
+                "#{} {} {seen_by}{status} {}",
+                a.id,
+                a.time(),
+                printable(&a.summary)
+            );
             out.push_str(&wrap_hanging(
                 &line,
                 WIDTH,

@@ -1,6 +1,6 @@
-//! Report storage. [`ReportStore`] is what the web layer uses, so a shared
-//! database for several instances can be added beside [`SqliteReportStore`], the
-//! embedded default: one file under the data directory, WAL journal, every
+//! Report storage. [`ReportStore`] is what the web layer uses: the shared
+//! database for several instances (`crate::pg::reports`) sits beside
+//! [`SqliteReportStore`], the embedded default: one file under the data directory, WAL journal, every
 //! commit fsynced (`synchronous=FULL`) so a report acknowledged to a client
 //! survives a crash or `kill -9` right after.
 
@@ -36,6 +36,9 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The shared database (`--database-url`; `crate::pg`).
+    #[error("shared database: {0}")]
+    Database(String),
 }
 
 impl StoreError {
@@ -53,9 +56,10 @@ impl StoreError {
             {
                 "the server's report storage is read-only"
             }
-            StoreError::CreateDir { .. } | StoreError::Open { .. } | StoreError::Migrate { .. } => {
-                "the server's report storage is unavailable"
-            }
+            StoreError::CreateDir { .. }
+            | StoreError::Open { .. }
+            | StoreError::Migrate { .. }
+            | StoreError::Database(_) => "the server's report storage is unavailable",
             _ => "the server could not write the report",
         }
     }

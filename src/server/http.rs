@@ -46,7 +46,13 @@ macro_rules! http2_settings {
 /// only a pointer, so an idle connection costs its protocol state and nothing
 /// more (an `async fn` that took the I/O and built the connection itself would
 /// keep room for both, for the connection's whole life).
-type Connection = Pin<Box<dyn Future<Output = Result<(), axum::BoxError>> + Send>>;
+type Connection = Pin<Box<dyn Graceful>>;
+
+/// A connection that can be asked to finish the request in flight and close
+/// (at shutdown): HTTP/1 stops keep-alive, HTTP/2 sends GOAWAY.
+trait Graceful: Future<Output = Result<(), axum::BoxError>> + Send {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
 
 /// Serves HTTP on `io` until the peer leaves, a deadline passes, or admission
 /// sheds the connection. HTTP/2 when TLS negotiated `h2`, HTTP/1.1 for any
@@ -77,32 +83,75 @@ where
     let service = service(context, tcp, activity.clone(), shared);
     let io = TokioIo::new(Watched::new(io, activity.clone()));
     let connection: Connection = match protocol {
-        Protocol::H1 => Box::pin(ErrInto(http1(deadlines).serve_connection(io, service))),
-        Protocol::H2 => Box::pin(ErrInto(http2(deadlines).serve_connection(io, service))),
-        Protocol::Either => Box::pin(async move {
-            // The auto connection borrows its builder: both live in the box.
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            http1_settings!(builder.http1(), deadlines);
-            http2_settings!(builder.http2(), deadlines);
-            builder.serve_connection(io, service).await
+        Protocol::H1 => Box::pin(Closable {
+            conn: http1(deadlines).serve_connection(io, service),
+            close: |conn| conn.graceful_shutdown(),
         }),
+        Protocol::H2 => Box::pin(Closable {
+            conn: http2(deadlines).serve_connection(io, service),
+            close: |conn| conn.graceful_shutdown(),
+        }),
+        Protocol::Either => {
+            let mut shutdown = shared.shutdown.clone();
+            Box::pin(Closable {
+                conn: async move {
+                    // The auto connection borrows its builder: both live in
+                    // this future, which therefore watches for shutdown itself.
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    http1_settings!(builder.http1(), deadlines);
+                    http2_settings!(builder.http2(), deadlines);
+                    let conn = builder.serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => return result,
+                        _ = shutdown.wait_for(|stopping| *stopping) => conn.as_mut().graceful_shutdown(),
+                    }
+                    conn.await
+                },
+                close: |_| {},
+            })
+        }
     };
-    Box::pin(watch(connection, activity, deadlines, peer))
+    Box::pin(watch(
+        connection,
+        activity,
+        deadlines,
+        peer,
+        shared.shutdown.clone(),
+    ))
 }
 
-/// A connection future with its error boxed. Polled in place: wrapping it in
-/// an `async` block instead would keep a second copy of the connection.
-struct ErrInto<F>(F);
+pin_project_lite::pin_project! {
+    /// A connection future with its error boxed, and how to ask it to finish
+    /// the request in flight and close. Polled in place: wrapping it in an
+    /// `async` block instead would keep a second copy of the connection.
+    struct Closable<C> {
+        #[pin]
+        conn: C,
+        close: fn(Pin<&mut C>),
+    }
+}
 
-impl<F, E> Future for ErrInto<F>
+impl<C, E> Future for Closable<C>
 where
-    F: Future<Output = Result<(), E>> + Unpin,
+    C: Future<Output = Result<(), E>>,
     E: Into<axum::BoxError>,
 {
     type Output = Result<(), axum::BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map_err(Into::into)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().conn.poll(cx).map_err(Into::into)
+    }
+}
+
+impl<C, E> Graceful for Closable<C>
+where
+    C: Future<Output = Result<(), E>> + Send,
+    E: Into<axum::BoxError>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        let this = self.project();
+        (this.close)(this.conn);
     }
 }
 
@@ -177,13 +226,16 @@ fn service(
 }
 
 /// Drives the connection under its watchdog: it ends when a phase overruns
-/// its deadline (see `activity`).
+/// its deadline (see `activity`). When the server shuts down, the connection
+/// finishes the request in flight and closes.
 async fn watch(
     mut connection: Connection,
     activity: Arc<Activity>,
     deadlines: Deadlines,
     peer: std::net::SocketAddr,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut closing = false;
     let first_check = activity
         .check(Instant::now(), &deadlines)
         .unwrap_or_else(|_| Instant::now());
@@ -196,6 +248,10 @@ async fn watch(
                     tracing::debug!(%peer, error = %err, "HTTP connection ended with an error");
                 }
                 return;
+            }
+            _ = shutdown.wait_for(|stopping| *stopping), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
             }
             () = watchdog.as_mut() => match activity.check(Instant::now(), &deadlines) {
                 Ok(next) => watchdog.as_mut().reset(next),

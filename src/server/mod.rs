@@ -8,9 +8,15 @@
 //! - `tls`: capture → handshake → attempt record → HTTP, for the HTTPS port.
 //! - `plain`: the plain-HTTP port.
 //! - `http`: serves HTTP/1.1 and HTTP/2 on an established connection.
+//! - `database`: with `--database-url`, opening PostgreSQL and its background work.
+//!
+//! Shutdown (`Server::run`): the listeners close first, then each HTTP
+//! connection finishes its request in flight and closes, for up to
+//! `--shutdown-grace`.
 
 mod activity;
 mod admission;
+mod database;
 mod http;
 mod plain;
 mod rescue;
@@ -47,6 +53,9 @@ pub(crate) struct Shared {
     pub state: AppState,
     pub admission: Listeners,
     next_id: AtomicU64,
+    /// Turns true when the server is shutting down: each HTTP connection
+    /// finishes the request in flight, then closes (see `shutdown`).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Each listener's admission: a flood on one never takes another's places.
@@ -94,6 +103,10 @@ pub struct Server {
     probe: Option<TcpListener>,
     shared: Arc<Shared>,
     cert_path: PathBuf,
+    /// Tells connections the server is shutting down.
+    shutdown: tokio::sync::watch::Sender<bool>,
+    /// The shared database's background work, started by `run`.
+    database: Option<database::Background>,
 }
 
 impl Server {
@@ -135,18 +148,17 @@ impl Server {
                 tracing::warn!(error = %err, "TCP_SAVE_SYN unavailable: reports will not show the client's SYN");
             }
         }
-        let reports: Result<Arc<dyn ReportStore>, &'static str> =
-            match SqliteReportStore::open(&config.reports.data_dir) {
-                Ok(store) => {
-                    tracing::info!(db = %store.path().display(), "saving reports");
-                    Ok(Arc::new(store))
-                }
-                Err(err) => {
-                    // Diagnosis still works; reports say why they were not saved.
-                    tracing::error!(error = %err, "reports cannot be saved");
-                    Err(err.public_message())
-                }
-            };
+        let (reports, shared_attempts, database) = match &config.database_url {
+            Some(url) => {
+                let opened = database::open(&url.0, &config).await?;
+                (
+                    Ok(opened.reports),
+                    Some(opened.attempts),
+                    Some(opened.background),
+                )
+            }
+            None => (sqlite_reports(&config), None, None),
+        };
         let icmp = crate::icmp::Prober::open(config.icmp_mtu);
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
@@ -156,6 +168,8 @@ impl Server {
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
             .with_report_max_bytes(config.reports.max_bytes)
+            .with_instance(&config.instance_name)
+            .with_shared_attempts(shared_attempts.clone())
             .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
             .with_http_port(http.local_addr().map(|a| a.port()).unwrap_or(0))
             .with_probe_port(
@@ -164,13 +178,21 @@ impl Server {
                     .and_then(|p| p.local_addr().ok())
                     .map(|a| a.port()),
             );
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
             state,
             admission: Listeners::new(&config),
+            // Attempt ids are per process: with instances sharing attempts,
+            // each starts at a random point so ids do not collide.
+            next_id: AtomicU64::new(if shared_attempts.is_some() {
+                database::random_first_id()
+            } else {
+                1
+            }),
             config,
-            next_id: AtomicU64::new(1),
+            shutdown: shutdown_rx,
         });
         Ok(Self {
             https,
@@ -178,6 +200,8 @@ impl Server {
             probe,
             shared,
             cert_path,
+            shutdown,
+            database,
         })
     }
 
@@ -203,7 +227,10 @@ impl Server {
         &self.cert_path
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, then shuts down gracefully: stops
+    /// accepting (the listeners close, so new connections are refused), lets
+    /// requests in flight finish for up to `--shutdown-grace`, and returns.
+    /// Connections still open then are left to be cut when the process exits.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         if let Ok(store) = &self.shared.state.reports {
             tokio::spawn(purge_reports(
@@ -211,33 +238,91 @@ impl Server {
                 self.shared.config.reports.clone(),
             ));
         }
+        let database = self.database.map(database::Background::spawn);
         let shared = &self.shared;
+        // Every connection task holds a clone; `recv` ends when all are gone.
+        let (live, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
         let https = accept_loop(
             self.https,
             shared.admission.https.clone(),
             shared.clone(),
+            live.clone(),
             tls::serve,
         );
         let http = accept_loop(
             self.http,
             shared.admission.http.clone(),
             shared.clone(),
+            live.clone(),
             plain::serve,
         );
         let probe = async {
             match self.probe {
                 Some(probe) => {
                     let admission = shared.admission.probe.clone();
-                    accept_loop(probe, admission, shared.clone(), plain::serve_full_size).await
+                    accept_loop(
+                        probe,
+                        admission,
+                        shared.clone(),
+                        live.clone(),
+                        plain::serve_full_size,
+                    )
+                    .await
                 }
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            _ = shutdown => tracing::info!("shutting down"),
+            _ = shutdown => {},
             _ = https => {},
             _ = http => {},
             _ = probe => {},
+        }
+        // The accept loops, and with them the listeners, are gone.
+        let grace = shared.config.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        let open = shared.admission.https.held()
+            + shared.admission.http.held()
+            + shared.admission.probe.held();
+        tracing::info!(
+            open_connections = open,
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: no new connections; letting requests in flight finish"
+        );
+        let _ = self.shutdown.send(true);
+        drop(live);
+        match tokio::time::timeout_at(deadline, all_closed.recv()).await {
+            Ok(_) => tracing::info!("shutdown: every connection finished"),
+            Err(_) => {
+                let open = shared.admission.https.held()
+                    + shared.admission.http.held()
+                    + shared.admission.probe.held();
+                tracing::warn!(
+                    open_connections = open,
+                    "shutdown grace over: closing the connections still open"
+                );
+            }
+        }
+        if let Some(database) = database {
+            // Attempts recorded during the drain: written if the database answers in time.
+            database
+                .stop(deadline.max(tokio::time::Instant::now() + Duration::from_secs(1)))
+                .await;
+        }
+    }
+}
+
+/// The embedded report store: SQLite in the data directory.
+fn sqlite_reports(config: &Config) -> Result<Arc<dyn ReportStore>, &'static str> {
+    match SqliteReportStore::open(&config.reports.data_dir) {
+        Ok(store) => {
+            tracing::info!(db = %store.path().display(), "saving reports");
+            Ok(Arc::new(store))
+        }
+        Err(err) => {
+            // Diagnosis still works; reports say why they were not saved.
+            tracing::error!(error = %err, "reports cannot be saved");
+            Err(err.public_message())
         }
     }
 }
@@ -305,6 +390,7 @@ async fn accept_loop<F, Fut>(
     listener: TcpListener,
     admission: Arc<Admission>,
     shared: Arc<Shared>,
+    live: tokio::sync::mpsc::Sender<()>,
     handle: F,
 ) where
     F: Fn(Socket, SocketAddr, SocketAddr, Arc<Activity>, Arc<Shared>) -> Fut,
@@ -332,7 +418,9 @@ async fn accept_loop<F, Fut>(
                     activity.clone(),
                     shared.clone(),
                 ));
+                let live = live.clone();
                 tokio::spawn(async move {
+                    let _live = live;
                     tokio::select! {
                         () = task => {}
                         () = activity.shed_requested() => {

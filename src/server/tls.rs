@@ -157,10 +157,15 @@ async fn establish(
         after_handshake: AfterHandshake::default(),
         icmp_probe,
         first_request: Default::default(),
+        seen_by: Some(shared.state.instance.clone()),
     };
     log(&record);
     let record = Arc::new(record);
     shared.state.attempts.record(record.clone());
+    if let Some(store) = &shared.state.shared_attempts {
+        // A queue push, never a wait: the writer task does the database work.
+        store.offer(&record);
+    }
     drop(pending);
 
     let tls = tls?;

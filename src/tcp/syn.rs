@@ -42,6 +42,11 @@ pub struct SynInfo {
     pub timestamps: bool,
     /// The MTU the advertised MSS implies: MSS + 40 (IPv4) or + 60 (IPv6).
     pub implied_mtu: Option<u32>,
+    /// The SYN as the kernel saved it (IP and TCP headers), everything above
+    /// parsed from it: kept so a shared attempt store can store these bytes
+    /// and parse them again on read. Shared, so cloning costs no copy.
+    #[serde(skip)]
+    pub raw: std::sync::Arc<[u8]>,
 }
 
 /// Why the bytes are not a SYN we can read.
@@ -113,6 +118,7 @@ pub fn parse(bytes: &[u8]) -> Result<SynInfo, SynError> {
         timestamps: value_of(8).is_some(),
         implied_mtu: mss.map(|m: u16| u32::from(m) + if ip_version == 4 { 40 } else { 60 }),
         options,
+        raw: std::sync::Arc::from(bytes),
     })
 }
 

@@ -126,6 +126,10 @@ pub struct AppState {
     pub report_rate: Arc<rate::RateLimiter>,
     /// All saved reports together, enforced as each is saved.
     pub report_max_bytes: u64,
+    /// This instance's name (`--instance-name`): tags the attempts it sees.
+    pub instance: Arc<str>,
+    /// Attempts other instances saw, with `--database-url`.
+    pub shared_attempts: Option<Arc<crate::pg::attempts::SharedAttempts>>,
 }
 
 impl AppState {
@@ -149,7 +153,22 @@ impl AppState {
             probe_port: None,
             report_rate: Arc::new(rate::RateLimiter::new(REPORT_RATE)),
             report_max_bytes: 1 << 30,
+            instance: Arc::from("tlsdiag"),
+            shared_attempts: None,
         }
+    }
+
+    pub fn with_instance(mut self, name: &str) -> Self {
+        self.instance = Arc::from(name);
+        self
+    }
+
+    pub fn with_shared_attempts(
+        mut self,
+        shared: Option<Arc<crate::pg::attempts::SharedAttempts>>,
+    ) -> Self {
+        self.shared_attempts = shared;
+        self
     }
 
     /// How long attempts are kept: the window of "recent" lists.

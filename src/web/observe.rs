@@ -1,7 +1,8 @@
 //! Gathers what the server knows about one client address for a diagnosis:
-//! its recorded HTTPS attempts within a window, and the connections still
-//! hanging (as provisional attempts), so a stalled ClientHello counts before
-//! its timeout ends.
+//! its recorded HTTPS attempts within a window (this instance's, and with
+//! `--database-url` those other instances saw), and the connections still
+//! hanging here (as provisional attempts), so a stalled ClientHello counts
+//! before its timeout ends.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,10 +10,67 @@ use std::time::{Duration, SystemTime};
 
 use super::AppState;
 use crate::attempt::TlsAttempt;
+use crate::report::SharedAttemptsView;
+
+/// Attempts other instances saw, as read for one request.
+#[derive(Debug, Default)]
+pub(super) enum Shared {
+    /// No shared store: this instance is the only one.
+    #[default]
+    Off,
+    Read(Vec<Arc<TlsAttempt>>),
+    /// The shared store could not be read; why, in a sentence for users.
+    Unavailable(&'static str),
+}
+
+/// Reads what other instances saw from `ip` in the recent window (one query,
+/// under a deadline).
+pub(super) async fn shared(state: &AppState, ip: IpAddr) -> Shared {
+    let Some(store) = &state.shared_attempts else {
+        return Shared::Off;
+    };
+    let since = SystemTime::now()
+        .checked_sub(state.attempts_ttl())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    match store.fetch(ip, since).await {
+        Ok(attempts) => Shared::Read(attempts),
+        Err(err) => {
+            // The writer warns about the database; a line per report would not help.
+            tracing::debug!(error = %err, "shared attempts cannot be read");
+            Shared::Unavailable(err.public_message())
+        }
+    }
+}
+
+impl Shared {
+    /// What a report says about it: `None` without a shared store.
+    pub(super) fn view(&self, state: &AppState) -> Option<SharedAttemptsView> {
+        let instance = state.instance.to_string();
+        match self {
+            Shared::Off => None,
+            Shared::Read(_) => Some(SharedAttemptsView {
+                instance,
+                available: true,
+                error: None,
+            }),
+            Shared::Unavailable(why) => Some(SharedAttemptsView {
+                instance,
+                available: false,
+                error: Some((*why).to_owned()),
+            }),
+        }
+    }
+}
 
 /// The address's attempts that started within `within` of now, newest first:
-/// connections still stuck right now come first.
-pub(super) fn attempts(state: &AppState, ip: IpAddr, within: Duration) -> Vec<Arc<TlsAttempt>> {
+/// connections still stuck right now come first, then the recorded attempts
+/// of this instance and of the others, by start time.
+pub(super) fn attempts(
+    state: &AppState,
+    ip: IpAddr,
+    within: Duration,
+    shared: &Shared,
+) -> Vec<Arc<TlsAttempt>> {
     let cutoff = SystemTime::now()
         .checked_sub(within)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -21,15 +79,18 @@ pub(super) fn attempts(state: &AppState, ip: IpAddr, within: Duration) -> Vec<Ar
         .snapshots(ip)
         .iter()
         .filter_map(|s| s.as_stalled_attempt())
-        .map(Arc::new)
+        .map(|mut a| {
+            a.seen_by = Some(state.instance.clone());
+            Arc::new(a)
+        })
         .collect();
-    out.extend(
-        state
-            .attempts
-            .recent(ip)
-            .into_iter()
-            .filter(|a| a.started_at >= cutoff),
-    );
+    let mut recorded: Vec<Arc<TlsAttempt>> = state.attempts.recent(ip);
+    if let Shared::Read(others) = shared {
+        recorded.extend(others.iter().cloned());
+        // Stable: this instance's own order holds among equal times.
+        recorded.sort_by_key(|a| std::cmp::Reverse(a.started_at));
+    }
+    out.extend(recorded.into_iter().filter(|a| a.started_at >= cutoff));
     out
 }
 

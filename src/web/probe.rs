@@ -457,7 +457,8 @@ pub(super) async fn results(
         .map_err(AppError::TooMany)?;
     // The posting connection's own report (its ClientHello, SYN, recent
     // attempts) goes into the saved report; take it before the body is read.
-    let connection = super::report::build(&state, &request)?;
+    let shared = super::observe::shared(&state, context.peer().ip()).await;
+    let connection = super::report::build(&state, &request, &shared)?;
     let base = super::base_url(&request, &context);
     let how_to_test =
         super::observe::how_to_test(&super::plain_base(&request, &context, state.http_port));
@@ -481,7 +482,7 @@ pub(super) async fn results(
         .map_or(RUN_WINDOW, |first| {
             SystemTime::now().duration_since(first).unwrap_or_default() + RUN_LEAD
         });
-    let attempts = super::observe::attempts(&state, peer.ip(), since);
+    let attempts = super::observe::attempts(&state, peer.ip(), since, &shared);
     let diagnosis = diagnose::diagnose(
         &Observations {
             ip: IpVersion::of(peer.ip()),

@@ -27,7 +27,8 @@ pub(super) async fn connection(
     request: Request,
 ) -> Result<Response, AppError> {
     let format = negotiate(request.headers(), query.format.as_deref());
-    let report = build(&state, &request)?;
+    let shared = super::observe::shared(&state, peer(&request)?.ip()).await;
+    let report = build(&state, &request, &shared)?;
     render(&report, format)
 }
 
@@ -35,7 +36,17 @@ pub(super) async fn connection_json(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, AppError> {
-    render(&build(&state, &request)?, Format::Json)
+    let shared = super::observe::shared(&state, peer(&request)?.ip()).await;
+    render(&build(&state, &request, &shared)?, Format::Json)
+}
+
+/// The client address of the connection `request` arrived on.
+pub(super) fn peer(request: &Request) -> Result<std::net::SocketAddr, AppError> {
+    Ok(request
+        .extensions()
+        .get::<ConnectionContext>()
+        .ok_or(AppError::NoConnection)?
+        .peer())
 }
 
 /// The caller's own recent HTTPS attempts, and nobody else's.
@@ -48,7 +59,9 @@ pub(super) async fn attempts_json(
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
     let peer = context.peer();
-    let report = AttemptsReport::new(peer, recent_attempts(&state, peer, usize::MAX));
+    let shared = super::observe::shared(&state, peer.ip()).await;
+    let mut report = AttemptsReport::new(peer, recent_attempts(&state, peer, usize::MAX, &shared));
+    report.shared_attempts = shared.view(&state);
     json_response(&report)
 }
 
@@ -65,7 +78,8 @@ pub(super) async fn attempt_json(
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
     let peer = context.peer();
-    let attempt = super::observe::attempts(&state, peer.ip(), state.attempts_ttl())
+    let shared = super::observe::shared(&state, peer.ip()).await;
+    let attempt = super::observe::attempts(&state, peer.ip(), state.attempts_ttl(), &shared)
         .into_iter()
         .find(|a| a.id == id)
         .ok_or(AppError::NotFound)?;
@@ -89,22 +103,33 @@ fn json_response<T: serde::Serialize>(value: &T) -> Result<Response, AppError> {
 /// customer's tries of the last minutes, not last hour's.
 const HEADLINE_WINDOW: Duration = Duration::from_secs(600);
 
-fn recent_attempts(state: &AppState, peer: std::net::SocketAddr, max: usize) -> Vec<AttemptView> {
-    super::observe::attempts(state, peer.ip(), state.attempts_ttl())
+fn recent_attempts(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    max: usize,
+    shared: &super::observe::Shared,
+) -> Vec<AttemptView> {
+    super::observe::attempts(state, peer.ip(), state.attempts_ttl(), shared)
         .iter()
         .take(max)
         .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile)))
         .collect()
 }
 
-pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionReport, AppError> {
+/// The report for the connection `request` arrived on; `shared` is what
+/// other instances saw from its address (read beforehand: this is not async).
+pub(super) fn build(
+    state: &AppState,
+    request: &Request,
+    shared: &super::observe::Shared,
+) -> Result<ConnectionReport, AppError> {
     let context = request
         .extensions()
         .get::<ConnectionContext>()
         .ok_or(AppError::NoConnection)?;
     let http = http_facts(request);
     let peer = context.peer();
-    let recent = recent_attempts(state, peer, crate::report::MAX_RECENT_IN_REPORT)
+    let recent = recent_attempts(state, peer, crate::report::MAX_RECENT_IN_REPORT, shared)
         .into_iter()
         .map(AttemptView::brief)
         .collect();
@@ -112,7 +137,7 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         .extensions()
         .get::<TcpFacts>()
         .and_then(|t| t.syn.as_deref().cloned());
-    let mut attempts = super::observe::attempts(state, peer.ip(), HEADLINE_WINDOW);
+    let mut attempts = super::observe::attempts(state, peer.ip(), HEADLINE_WINDOW, shared);
     if let ConnectionContext::Tls(own) = context {
         // This very connection always counts, recorded yet or not.
         if !attempts.iter().any(|a| a.id == own.id) {
@@ -142,7 +167,7 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
             diagnose::sort(&mut diagnosis.findings);
         }
     }
-    Ok(match context {
+    let mut report = match context {
         ConnectionContext::Tls(attempt) => {
             // This connection's own notes (SNI, hello size) complete its report;
             // they do not change the headline.
@@ -156,7 +181,9 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
         ConnectionContext::Plain { peer, .. } => {
             ConnectionReport::for_plain(*peer, http, syn, diagnosis, recent)
         }
-    })
+    };
+    report.shared_attempts = shared.view(state);
+    Ok(report)
 }
 
 fn http_facts(request: &Request) -> HttpFacts {
