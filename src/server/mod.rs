@@ -31,8 +31,8 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::certs;
-use crate::config::Config;
+use crate::certs::{self, reload::Hangup, Served, ServedCert};
+use crate::config::{CertSource, Config};
 use crate::reports::{ReportStore, SqliteReportStore};
 use crate::web::{self, AppState, TcpFacts};
 use activity::Activity;
@@ -94,6 +94,8 @@ pub struct Server {
     probe: Option<TcpListener>,
     shared: Arc<Shared>,
     cert_path: PathBuf,
+    served: Arc<Served>,
+    hangup: Hangup,
 }
 
 impl Server {
@@ -110,9 +112,10 @@ impl Server {
             Ok((_, limit)) => tracing::info!(limit, "open-descriptor limit"),
             Err(err) => tracing::warn!(error = %err, "cannot raise the open-descriptor limit"),
         }
-        let identity = certs::load(&config.cert)?;
-        let cert_path = identity.cert_path.clone();
-        let (tls_config, profile) = certs::server_config(identity)?;
+        // Registered before anything can be told we are up: SIGHUP's default
+        // action would end the process.
+        let hangup = Hangup::register();
+        let (first, cert_path) = first_certificate(&config.cert)?;
         let https =
             listen(config.https_addr).with_context(|| bind_hint("HTTPS", config.https_addr))?;
         let http = listen(config.http_addr).with_context(|| bind_hint("HTTP", config.http_addr))?;
@@ -151,7 +154,7 @@ impl Server {
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
         }
-        let state = AppState::new(Arc::new(profile), config.attempts)
+        let state = AppState::new(first.profile.clone(), config.attempts)
             .with_icmp(Arc::new(icmp))
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
@@ -164,6 +167,10 @@ impl Server {
                     .and_then(|p| p.local_addr().ok())
                     .map(|a| a.port()),
             );
+        let served = Served::new(first, state.profile.clone());
+        let acme_tls_alpn = matches!(&config.cert, CertSource::Acme { acme, .. }
+            if acme.challenge == crate::config::AcmeChallenge::TlsAlpn01);
+        let tls_config = certs::server_config(served.clone(), acme_tls_alpn)?;
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
@@ -178,6 +185,8 @@ impl Server {
             probe,
             shared,
             cert_path,
+            served,
+            hangup,
         })
     }
 
@@ -203,6 +212,11 @@ impl Server {
         &self.cert_path
     }
 
+    /// The certificate in service (it changes on reload and ACME renewal).
+    pub fn served(&self) -> Arc<Served> {
+        self.served.clone()
+    }
+
     /// Serves until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         if let Ok(store) = &self.shared.state.reports {
@@ -211,6 +225,12 @@ impl Server {
                 self.shared.config.reports.clone(),
             ));
         }
+        let certificates = keep_certificate(
+            self.shared.config.cert.clone(),
+            self.served.clone(),
+            self.shared.state.acme_tokens.clone(),
+            self.hangup,
+        );
         let shared = &self.shared;
         let https = accept_loop(
             self.https,
@@ -238,7 +258,53 @@ impl Server {
             _ = https => {},
             _ = http => {},
             _ = probe => {},
+            () = certificates => {},
         }
+    }
+}
+
+/// The certificate to serve from the start, and the file it came from.
+fn first_certificate(source: &CertSource) -> Result<(ServedCert, PathBuf)> {
+    if let CertSource::Acme { acme, .. } = source {
+        if let Some(saved) = certs::acme::saved_certificate(acme) {
+            let path = certs::acme::store::Store::new(&acme.data_dir, &acme.directory).cert_path();
+            return Ok((saved, path));
+        }
+    }
+    let identity = certs::load(source)?;
+    let path = identity.cert_path.clone();
+    let origin = path.display().to_string();
+    let first = ServedCert::new(identity, origin)
+        .with_context(|| format!("the certificate in {} cannot be served", path.display()))?;
+    Ok((first, path))
+}
+
+/// Keeps the certificate current: file reloads, ACME orders, or (for the
+/// generated one) only noting SIGHUPs. Never completes.
+async fn keep_certificate(
+    source: CertSource,
+    served: Arc<Served>,
+    tokens: Arc<certs::acme::Http01Tokens>,
+    mut hangup: Hangup,
+) {
+    match source {
+        CertSource::Files {
+            cert,
+            key,
+            reload_every,
+        } => certs::reload::watch(cert, key, reload_every, served, hangup).await,
+        CertSource::Acme { acme, .. } => {
+            tokio::join!(certs::acme::run(acme, served, tokens), async {
+                loop {
+                    hangup.recv().await;
+                    tracing::info!("SIGHUP: the ACME certificate renews on its own schedule");
+                }
+            });
+        }
+        CertSource::Generated { .. } => loop {
+            hangup.recv().await;
+            tracing::info!("SIGHUP: the generated certificate has nothing to reload");
+        },
     }
 }
 

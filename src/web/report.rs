@@ -68,7 +68,7 @@ pub(super) async fn attempt_json(
         .into_iter()
         .find(|a| a.id == id)
         .ok_or(AppError::NotFound)?;
-    let detail = AttemptDetail::new(&attempt, diagnose::attempt(&attempt, &state.profile));
+    let detail = AttemptDetail::new(&attempt, diagnose::attempt(&attempt, &state.profile()));
     json_response(&detail)
 }
 
@@ -92,7 +92,7 @@ fn recent_attempts(state: &AppState, peer: std::net::SocketAddr, max: usize) -> 
     super::observe::attempts(state, peer.ip(), state.attempts_ttl())
         .iter()
         .take(max)
-        .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile)))
+        .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile())))
         .collect()
 }
 
@@ -130,14 +130,14 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
             syn: syn.as_ref(),
             how_to_test: &how_to_test,
         },
-        &state.profile,
+        &state.profile(),
     );
     Ok(match context {
         ConnectionContext::Tls(attempt) => {
             let mut diagnosis = diagnosis;
             // This connection's own notes (SNI, hello size) complete its report;
             // they do not change the headline.
-            for f in diagnose::attempt(attempt, &state.profile) {
+            for f in diagnose::attempt(attempt, &state.profile()) {
                 if !diagnosis.findings.iter().any(|seen| seen.id == f.id) {
                     diagnosis.findings.push(f);
                 }
