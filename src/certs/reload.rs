@@ -5,7 +5,7 @@
 //! once per version, with its path and the reason, and the current
 //! certificate stays in service.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +44,17 @@ impl Hangup {
 }
 
 /// A version of the pair: the SHA-256 of both files' bytes.
-type Version = [u8; 32];
+pub type Version = [u8; 32];
+
+/// The pair to start with, and its version: read once, so a file replaced
+/// while the server starts is still seen as a change.
+pub fn load_first(cert: &Path, key: &Path) -> Result<(ServedCert, Version), CertError> {
+    let cert_pem = super::read_bounded(cert)?;
+    let key_pem = super::read_bounded(key)?;
+    let identity = super::parse_pair(&cert_pem, &key_pem, cert, key)?;
+    let served = ServedCert::new(identity, cert.display().to_string())?;
+    Ok((served, version(&cert_pem, &key_pem)))
+}
 
 fn version(cert: &[u8], key: &[u8]) -> Version {
     let mut hash = Sha256::new();
@@ -54,15 +64,17 @@ fn version(cert: &[u8], key: &[u8]) -> Version {
     hash.finalize().into()
 }
 
-/// Watches the pair the server started with. Never returns.
+/// Watches the pair the server started with (`first`, from
+/// [`load_first`]). Never returns.
 pub async fn watch(
     cert: PathBuf,
     key: PathBuf,
     every: Duration,
     served: Arc<Served>,
+    first: Version,
     mut hangup: Hangup,
 ) {
-    let mut loaded: Option<Version> = read(&cert, &key).await.ok().map(|(c, k)| version(&c, &k));
+    let mut loaded: Option<Version> = Some(first);
     let mut rejected: Option<Version> = None;
     let mut unreadable: Option<String> = None;
     let mut tick = tokio::time::interval(every);

@@ -95,6 +95,8 @@ pub struct Server {
     shared: Arc<Shared>,
     cert_path: PathBuf,
     served: Arc<Served>,
+    /// The version of --tls-cert/--tls-key served first (for the watcher).
+    files_version: Option<certs::reload::Version>,
     hangup: Hangup,
 }
 
@@ -115,7 +117,7 @@ impl Server {
         // Registered before anything can be told we are up: SIGHUP's default
         // action would end the process.
         let hangup = Hangup::register();
-        let (first, cert_path) = first_certificate(&config.cert)?;
+        let (first, cert_path, files_version) = first_certificate(&config.cert)?;
         let https =
             listen(config.https_addr).with_context(|| bind_hint("HTTPS", config.https_addr))?;
         let http = listen(config.http_addr).with_context(|| bind_hint("HTTP", config.http_addr))?;
@@ -186,6 +188,7 @@ impl Server {
             shared,
             cert_path,
             served,
+            files_version,
             hangup,
         })
     }
@@ -229,6 +232,7 @@ impl Server {
             self.shared.config.cert.clone(),
             self.served.clone(),
             self.shared.state.acme_tokens.clone(),
+            self.files_version,
             self.hangup,
         );
         let shared = &self.shared;
@@ -263,20 +267,32 @@ impl Server {
     }
 }
 
-/// The certificate to serve from the start, and the file it came from.
-fn first_certificate(source: &CertSource) -> Result<(ServedCert, PathBuf)> {
-    if let CertSource::Acme { acme, .. } = source {
-        if let Some(saved) = certs::acme::saved_certificate(acme) {
-            let path = certs::acme::store::Store::new(&acme.data_dir, &acme.directory).cert_path();
-            return Ok((saved, path));
+/// The certificate to serve from the start, the file it came from, and
+/// (for --tls-cert) the version the reload watcher compares against.
+fn first_certificate(
+    source: &CertSource,
+) -> Result<(ServedCert, PathBuf, Option<certs::reload::Version>)> {
+    match source {
+        CertSource::Acme { acme, .. } => {
+            if let Some(saved) = certs::acme::saved_certificate(acme) {
+                let store = certs::acme::store::Store::new(&acme.data_dir, &acme.directory);
+                return Ok((saved, store.cert_path(), None));
+            }
         }
+        CertSource::Files { cert, key, .. } => {
+            let (first, version) = certs::reload::load_first(cert, key).with_context(|| {
+                format!("the certificate in {} cannot be served", cert.display())
+            })?;
+            return Ok((first, cert.clone(), Some(version)));
+        }
+        CertSource::Generated { .. } => {}
     }
     let identity = certs::load(source)?;
     let path = identity.cert_path.clone();
     let origin = path.display().to_string();
     let first = ServedCert::new(identity, origin)
         .with_context(|| format!("the certificate in {} cannot be served", path.display()))?;
-    Ok((first, path))
+    Ok((first, path, None))
 }
 
 /// Keeps the certificate current: file reloads, ACME orders, or (for the
@@ -285,15 +301,19 @@ async fn keep_certificate(
     source: CertSource,
     served: Arc<Served>,
     tokens: Arc<certs::acme::Http01Tokens>,
+    files_version: Option<certs::reload::Version>,
     mut hangup: Hangup,
 ) {
-    match source {
-        CertSource::Files {
-            cert,
-            key,
-            reload_every,
-        } => certs::reload::watch(cert, key, reload_every, served, hangup).await,
-        CertSource::Acme { acme, .. } => {
+    match (source, files_version) {
+        (
+            CertSource::Files {
+                cert,
+                key,
+                reload_every,
+            },
+            Some(first),
+        ) => certs::reload::watch(cert, key, reload_every, served, first, hangup).await,
+        (CertSource::Acme { acme, .. }, _) => {
             tokio::join!(certs::acme::run(acme, served, tokens), async {
                 loop {
                     hangup.recv().await;
@@ -301,7 +321,7 @@ async fn keep_certificate(
                 }
             });
         }
-        CertSource::Generated { .. } => loop {
+        _ => loop {
             hangup.recv().await;
             tracing::info!("SIGHUP: the generated certificate has nothing to reload");
         },

@@ -18,6 +18,8 @@ use tokio::sync::oneshot;
 
 pub mod browser;
 pub mod netns;
+pub mod pki;
+pub mod process;
 
 /// A running server; stops when dropped.
 pub struct TestServer {

@@ -1,0 +1,139 @@
+//! The real `tlsdiag` binary in its own process: started with flags, its log
+//! kept (bounded) for assertions, signalled like an operator would, killed
+//! when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Log lines kept per process (the rest are read and dropped).
+const KEPT_LINES: usize = 20_000;
+
+pub struct Tlsdiag {
+    pub child: Child,
+    pub https: SocketAddr,
+    pub http: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Tlsdiag {
+    /// Starts the binary with `args` (add `--https-addr`/`--http-addr` to
+    /// choose ports; both default to ephemeral loopback ports here) and waits
+    /// for its "listening" line.
+    pub fn start(args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlsdiag"));
+        if !args.contains(&"--https-addr") {
+            cmd.args(["--https-addr", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--http-addr") {
+            cmd.args(["--http-addr", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("TLSDIAG_TLS_CERT")
+            .env_remove("TLSDIAG_TLS_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tlsdiag");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (found, listening) = std::sync::mpsc::channel();
+        for (pipe, found) in [
+            (
+                Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+                Some(found),
+            ),
+            (Box::new(child.stderr.take().expect("stderr")), None),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if line.contains("tlsdiag listening") {
+                        if let Some(found) = &found {
+                            let _ = found.send(line.clone());
+                        }
+                    }
+                    let mut log = log.lock().expect("log");
+                    if log.len() < KEPT_LINES {
+                        log.push(line);
+                    }
+                }
+            });
+        }
+        let line = match listening.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tlsdiag did not log its listening line within 30 s; log:\n{}",
+                    log.lock().expect("log").join("\n")
+                );
+            }
+        };
+        let addr = |key: &str| -> SocketAddr {
+            let (_, rest) = line
+                .split_once(key)
+                .unwrap_or_else(|| panic!("no {key} in {line}"));
+            rest.split('/')
+                .next()
+                .expect("address")
+                .parse()
+                .expect("socket address")
+        };
+        Self {
+            https: addr("https=https://"),
+            http: addr("http=http://"),
+            child,
+            log,
+        }
+    }
+
+    /// Sends `signal` (a `kill` name such as "HUP") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// Waits up to `limit` for a log line containing every one of `parts`.
+    pub fn wait_for_log(&self, parts: &[&str], limit: Duration) -> Option<String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(line) = self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return Some(line.clone());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Tlsdiag {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
