@@ -69,8 +69,13 @@ pub fn tls_alpn_certificate(
     let key = rcgen::KeyPair::generate().map_err(|e| fail(e.to_string()))?;
     let cert = params.self_signed(&key).map_err(|e| fail(e.to_string()))?;
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let certified =
-        CertifiedKey::from_der(vec![cert.der().clone()], private, &super::super::provider())
-            .map_err(|e| fail(e.to_string()))?;
+    // Not `CertifiedKey::from_der`: its consistency check parses the
+    // certificate with webpki, which refuses the critical acmeIdentifier
+    // extension this certificate exists to carry.
+    let signing_key = super::super::provider()
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| fail(e.to_string()))?;
+    let certified = CertifiedKey::new(vec![cert.der().clone()], signing_key);
     Ok(Arc::new(certified))
 }
