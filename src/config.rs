@@ -61,7 +61,7 @@ pub struct Args {
     pub tls_reload_interval: Duration,
 
     /// ACME directory URL (RFC 8555), e.g. Let's Encrypt's
-    /// https://acme-v02.api.letsencrypt.org/directory. With it, the
+    /// `https://acme-v02.api.letsencrypt.org/directory`. With it, the
     /// certificate for --acme-domain comes from that CA and is renewed before
     /// it expires; until the first one is issued the generated certificate is
     /// served. Not with --tls-cert.
