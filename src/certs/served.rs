@@ -157,13 +157,14 @@ impl Served {
     /// Answers TLS-ALPN-01 validation for `name` with `key` until removed.
     /// Returns false (and adds nothing) when the table is full.
     pub fn add_alpn_challenge(&self, name: &str, key: Arc<CertifiedKey>) -> bool {
+        let name = name.to_ascii_lowercase();
         let Ok(mut map) = self.alpn_challenges.write() else {
             return false;
         };
-        if map.len() >= MAX_ALPN_CHALLENGES && !map.contains_key(name) {
+        if map.len() >= MAX_ALPN_CHALLENGES && !map.contains_key(&name) {
             return false;
         }
-        map.insert(name.to_ascii_lowercase(), key);
+        map.insert(name, key);
         true
     }
 
