@@ -47,12 +47,59 @@ pub struct Args {
 
     /// PEM certificate chain (leaf first). Without it, a self-signed certificate
     /// for localhost is generated into --certs-dir on first start and reused after.
+    /// Read again on SIGHUP and when either file changes; a pair that does not
+    /// load keeps the current certificate in service (and is logged).
     #[arg(long, env = "TLSDIAG_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for --tls-cert.
     #[arg(long, env = "TLSDIAG_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// How often --tls-cert and --tls-key are checked for changes.
+    #[arg(long, env = "TLSDIAG_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
+
+    /// ACME directory URL (RFC 8555), e.g. Let's Encrypt's
+    /// `https://acme-v02.api.letsencrypt.org/directory`. With it, the
+    /// certificate for --acme-domain comes from that CA and is renewed before
+    /// it expires; until the first one is issued the generated certificate is
+    /// served. Not with --tls-cert.
+    #[arg(long, env = "TLSDIAG_ACME_DIRECTORY", value_name = "URL",
+          requires = "acme_domain", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_directory: Option<String>,
+
+    /// A name the ACME certificate covers (repeatable; comma-separated in the
+    /// environment variable). It must resolve to this server.
+    #[arg(long, env = "TLSDIAG_ACME_DOMAIN", value_name = "NAME", value_delimiter = ',',
+          requires = "acme_directory", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_domain: Vec<String>,
+
+    /// Contact for the ACME account, as mailto:address (repeatable).
+    #[arg(long, env = "TLSDIAG_ACME_CONTACT", value_name = "MAILTO", value_delimiter = ',',
+          requires = "acme_directory", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_contact: Vec<String>,
+
+    /// PEM file of the root CA that signs the ACME server's own HTTPS
+    /// certificate, for a private ACME server (pebble, step-ca). Default: the
+    /// system's roots.
+    #[arg(long, env = "TLSDIAG_ACME_CA_BUNDLE", value_name = "PEM",
+          requires = "acme_directory", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_ca_bundle: Option<PathBuf>,
+
+    /// Renew the ACME certificate when less than this is left of it.
+    /// Default: a third of its lifetime (30 days of a 90-day certificate).
+    #[arg(long, env = "TLSDIAG_ACME_RENEW_BEFORE", value_name = "DURATION", value_parser = humantime::parse_duration,
+          requires = "acme_directory", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_renew_before: Option<Duration>,
+
+    /// How the CA validates --acme-domain: http-01 (it fetches
+    /// /.well-known/acme-challenge/ from the plain-HTTP listener, which must
+    /// be reachable on port 80) or tls-alpn-01 (it connects to the HTTPS
+    /// listener, which must be reachable on port 443, with ALPN acme-tls/1).
+    #[arg(long, env = "TLSDIAG_ACME_CHALLENGE", value_enum, default_value = "http-01",
+          requires = "acme_directory", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_challenge: AcmeChallenge,
 
     /// Where the generated development certificate lives.
     #[arg(long, env = "TLSDIAG_CERTS_DIR", default_value = "certs")]
@@ -197,15 +244,47 @@ pub fn valid_instance_name(name: &str) -> bool {
 /// Where the certificate comes from.
 #[derive(Debug, Clone)]
 pub enum CertSource {
+    /// These files, read again on SIGHUP and when they change.
     Files {
         cert: PathBuf,
         key: PathBuf,
+        reload_every: Duration,
     },
     /// Generate (or reuse) a self-signed localhost certificate in this directory.
-    Generated {
-        dir: PathBuf,
-    },
+    Generated { dir: PathBuf },
+    /// From an ACME CA; the generated certificate in `dir` until the first
+    /// one is issued.
+    Acme { dir: PathBuf, acme: AcmeSettings },
 }
+
+/// How the ACME CA validates our control of the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcmeChallenge {
+    /// A token served over plain HTTP (RFC 8555 §8.3).
+    #[value(name = "http-01")]
+    Http01,
+    /// A challenge certificate on the HTTPS listener (RFC 8737).
+    #[value(name = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+/// Checked ACME settings.
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    pub directory: String,
+    /// Lowercase, validated DNS names.
+    pub domains: Vec<String>,
+    pub contact: Vec<String>,
+    pub ca_bundle: Option<PathBuf>,
+    /// `None`: a third of the certificate's lifetime.
+    pub renew_before: Option<Duration>,
+    pub challenge: AcmeChallenge,
+    /// The data directory; ACME state lives under its `acme/`.
+    pub data_dir: PathBuf,
+}
+
+/// Names one ACME certificate may cover (Let's Encrypt's limit too).
+pub const MAX_ACME_DOMAINS: usize = 100;
 
 /// Checked settings.
 #[derive(Debug, Clone)]
@@ -281,6 +360,14 @@ pub enum ConfigError {
     WeakToken,
     #[error("--instance-name must be 1 to 64 letters, digits, '.', '-' or '_'")]
     InstanceName,
+    #[error("--acme-directory must be an https:// URL, got {0:?}")]
+    AcmeDirectory(String),
+    #[error("--acme-domain {0:?} is not a DNS name this server can be validated for (letters, digits, hyphens, dots; no wildcard, no IP address)")]
+    AcmeDomain(String),
+    #[error("--acme-domain: at most {MAX_ACME_DOMAINS} names")]
+    AcmeTooManyDomains,
+    #[error("--acme-contact must be a mailto: address, got {0:?}")]
+    AcmeContact(String),
 }
 
 impl Args {
@@ -311,8 +398,29 @@ impl Args {
                 mss if (536..=65495).contains(&mss) => Some(mss),
                 _ => return Err(ConfigError::Mss),
             },
-            cert: match (self.tls_cert, self.tls_key) {
-                (Some(cert), Some(key)) => CertSource::Files { cert, key },
+            cert: match (self.tls_cert, self.tls_key, self.acme_directory) {
+                (Some(cert), Some(key), _) => CertSource::Files {
+                    cert,
+                    key,
+                    reload_every: check(
+                        "tls-reload-interval",
+                        self.tls_reload_interval,
+                        Duration::from_millis(100),
+                        secs(86_400),
+                    )?,
+                },
+                (_, _, Some(directory)) => CertSource::Acme {
+                    dir: self.certs_dir,
+                    acme: AcmeSettings {
+                        directory: acme_directory(directory)?,
+                        domains: acme_domains(self.acme_domain)?,
+                        contact: acme_contacts(self.acme_contact)?,
+                        ca_bundle: self.acme_ca_bundle,
+                        renew_before: self.acme_renew_before,
+                        challenge: self.acme_challenge,
+                        data_dir: self.data_dir.clone(),
+                    },
+                },
                 _ => CertSource::Generated {
                     dir: self.certs_dir,
                 },
@@ -402,6 +510,59 @@ impl Args {
             )?,
         })
     }
+}
+
+fn acme_directory(url: String) -> Result<String, ConfigError> {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        Ok(url)
+    } else {
+        Err(ConfigError::AcmeDirectory(url))
+    }
+}
+
+fn acme_domains(names: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    if names.len() > MAX_ACME_DOMAINS {
+        return Err(ConfigError::AcmeTooManyDomains);
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let lower = name.trim_end_matches('.').to_ascii_lowercase();
+        if !is_dns_name(&lower) {
+            return Err(ConfigError::AcmeDomain(name));
+        }
+        if !out.contains(&lower) {
+            out.push(lower);
+        }
+    }
+    Ok(out)
+}
+
+/// A host name a CA can validate by HTTP-01 or TLS-ALPN-01: LDH labels of
+/// 1–63 characters, 253 in all, not all digits (an IP address).
+fn is_dns_name(name: &str) -> bool {
+    let labels_ok = name.split('.').all(|label| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    });
+    labels_ok && name.len() <= 253 && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+fn acme_contacts(contacts: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    for c in &contacts {
+        let address = c.strip_prefix("mailto:").unwrap_or("");
+        if !address.contains('@')
+            || address
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            return Err(ConfigError::AcmeContact(c.clone()));
+        }
+    }
+    Ok(contacts)
 }
 
 fn at_least_one(flag: &'static str, n: usize) -> Result<usize, ConfigError> {

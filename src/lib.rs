@@ -16,7 +16,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | command-line flags checked into a [`config::Config`] |
-//! | [`certs`] | loading or generating the certificate; the rustls config and [`profile::ServerProfile`] |
+//! | [`certs`] | the certificate in service: loading or generating it, reloading it (SIGHUP, file change), ACME; the rustls config and [`profile::ServerProfile`] |
 //! | [`server`] | listeners, accept loops, per-connection tasks, HTTP serving |
 //! | [`capture`] | reading the raw ClientHello with a read log; replaying it to rustls |
 //! | [`hello`] | parsing bytes into the ClientHello model (pure) |

@@ -146,7 +146,7 @@ async fn two_instances_share_attempts_and_reports_and_survive_the_database_going
     let saved = post_results(a.http, &results_body("sharedrun01", "ACME-77")).await;
     let url = saved["report_url"]
         .as_str()
-        .unwrap_or_else(|| panic!("no report saved: {saved:#}\nA's log:\n{}", a.log_text()));
+        .unwrap_or_else(|| panic!("no report saved: {saved:#}\nA's log:\n{}", a.log()));
     let report_id = url.rsplit('/').next().unwrap();
     assert_eq!(report_id.len(), 32, "{url}");
     let through_b = get_json(b.http, &format!("/api/v1/reports/{report_id}")).await;

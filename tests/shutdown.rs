@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::process::Tlsdiag;
 
-const SIGTERM: i32 = 15;
-
 /// A request the server holds for 3 s before answering with 1,000 bytes.
 const SLOW: &str = "GET /probe/down/1000?run=shutdown001&hold_ms=3000 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
@@ -59,7 +57,7 @@ fn sigterm_refuses_new_connections_and_lets_the_request_in_flight_finish() {
     let started = Instant::now();
     let slow = send(server.http, SLOW);
     std::thread::sleep(Duration::from_millis(300));
-    server.signal(SIGTERM);
+    server.signal("TERM");
     let signalled = Instant::now();
 
     // New connections: refused, on both listeners.
@@ -99,7 +97,7 @@ fn sigterm_refuses_new_connections_and_lets_the_request_in_flight_finish() {
 
     // Every log line is a JSON object, the shutdown included.
     std::thread::sleep(Duration::from_millis(100));
-    let log = server.log_text();
+    let log = server.log();
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let value: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
@@ -117,7 +115,7 @@ fn a_request_still_running_when_the_grace_ends_is_cut_and_the_process_exits_on_t
     let mut server = Tlsdiag::start(&["--shutdown-grace", "1s"]);
     let slow = send(server.http, SLOW);
     std::thread::sleep(Duration::from_millis(300));
-    server.signal(SIGTERM);
+    server.signal("TERM");
     let signalled = Instant::now();
     let (status, at) = server
         .wait_exit(Duration::from_secs(5))
@@ -135,5 +133,5 @@ fn a_request_still_running_when_the_grace_ends_is_cut_and_the_process_exits_on_t
         "{}",
         String::from_utf8_lossy(&response)
     );
-    assert!(server.log_text().contains("shutdown grace over"));
+    assert!(server.log().contains("shutdown grace over"));
 }

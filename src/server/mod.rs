@@ -37,8 +37,8 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::certs;
-use crate::config::Config;
+use crate::certs::{self, reload::Hangup, Served, ServedCert};
+use crate::config::{CertSource, Config};
 use crate::reports::{ReportStore, SqliteReportStore};
 use crate::web::{self, AppState, TcpFacts};
 use activity::Activity;
@@ -107,6 +107,10 @@ pub struct Server {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// The shared database's background work, started by `run`.
     database: Option<database::Background>,
+    served: Arc<Served>,
+    /// The version of --tls-cert/--tls-key served first (for the watcher).
+    files_version: Option<certs::reload::Version>,
+    hangup: Hangup,
 }
 
 impl Server {
@@ -123,9 +127,10 @@ impl Server {
             Ok((_, limit)) => tracing::info!(limit, "open-descriptor limit"),
             Err(err) => tracing::warn!(error = %err, "cannot raise the open-descriptor limit"),
         }
-        let identity = certs::load(&config.cert)?;
-        let cert_path = identity.cert_path.clone();
-        let (tls_config, profile) = certs::server_config(identity)?;
+        // Registered before anything can be told we are up: SIGHUP's default
+        // action would end the process.
+        let hangup = Hangup::register();
+        let (first, cert_path, files_version) = first_certificate(&config.cert)?;
         let https =
             listen(config.https_addr).with_context(|| bind_hint("HTTPS", config.https_addr))?;
         let http = listen(config.http_addr).with_context(|| bind_hint("HTTP", config.http_addr))?;
@@ -163,7 +168,7 @@ impl Server {
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
         }
-        let state = AppState::new(Arc::new(profile), config.attempts)
+        let state = AppState::new(first.profile.clone(), config.attempts)
             .with_icmp(Arc::new(icmp))
             .with_reports(reports)
             .with_admin_token(config.reports.admin_token.as_deref())
@@ -179,6 +184,10 @@ impl Server {
                     .map(|a| a.port()),
             );
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let served = Served::new(first, state.profile.clone());
+        let acme_tls_alpn = matches!(&config.cert, CertSource::Acme { acme, .. }
+            if acme.challenge == crate::config::AcmeChallenge::TlsAlpn01);
+        let tls_config = certs::server_config(served.clone(), acme_tls_alpn)?;
         let shared = Arc::new(Shared {
             acceptor: TlsAcceptor::from(tls_config),
             app: web::router(state.clone()),
@@ -202,6 +211,9 @@ impl Server {
             cert_path,
             shutdown,
             database,
+            served,
+            files_version,
+            hangup,
         })
     }
 
@@ -227,6 +239,11 @@ impl Server {
         &self.cert_path
     }
 
+    /// The certificate in service (it changes on reload and ACME renewal).
+    pub fn served(&self) -> Arc<Served> {
+        self.served.clone()
+    }
+
     /// Serves until `shutdown` completes, then shuts down gracefully: stops
     /// accepting (the listeners close, so new connections are refused), lets
     /// requests in flight finish for up to `--shutdown-grace`, and returns.
@@ -239,6 +256,13 @@ impl Server {
             ));
         }
         let database = self.database.map(database::Background::spawn);
+        let certificates = keep_certificate(
+            self.shared.config.cert.clone(),
+            self.served.clone(),
+            self.shared.state.acme_tokens.clone(),
+            self.files_version,
+            self.hangup,
+        );
         let shared = &self.shared;
         // Every connection task holds a clone; `recv` ends when all are gone.
         let (live, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
@@ -277,6 +301,7 @@ impl Server {
             _ = https => {},
             _ = http => {},
             _ = probe => {},
+            () = certificates => {},
         }
         // The accept loops, and with them the listeners, are gone.
         let grace = shared.config.shutdown_grace;
@@ -324,6 +349,67 @@ fn sqlite_reports(config: &Config) -> Result<Arc<dyn ReportStore>, &'static str>
             tracing::error!(error = %err, "reports cannot be saved");
             Err(err.public_message())
         }
+    }
+}
+
+/// The certificate to serve from the start, the file it came from, and
+/// (for --tls-cert) the version the reload watcher compares against.
+fn first_certificate(
+    source: &CertSource,
+) -> Result<(ServedCert, PathBuf, Option<certs::reload::Version>)> {
+    match source {
+        CertSource::Acme { acme, .. } => {
+            if let Some(saved) = certs::acme::saved_certificate(acme) {
+                let store = certs::acme::store::Store::new(&acme.data_dir, &acme.directory);
+                return Ok((saved, store.cert_path(), None));
+            }
+        }
+        CertSource::Files { cert, key, .. } => {
+            let (first, version) = certs::reload::load_first(cert, key).with_context(|| {
+                format!("the certificate in {} cannot be served", cert.display())
+            })?;
+            return Ok((first, cert.clone(), Some(version)));
+        }
+        CertSource::Generated { .. } => {}
+    }
+    let identity = certs::load(source)?;
+    let path = identity.cert_path.clone();
+    let origin = path.display().to_string();
+    let first = ServedCert::new(identity, origin)
+        .with_context(|| format!("the certificate in {} cannot be served", path.display()))?;
+    Ok((first, path, None))
+}
+
+/// Keeps the certificate current: file reloads, ACME orders, or (for the
+/// generated one) only noting SIGHUPs. Never completes.
+async fn keep_certificate(
+    source: CertSource,
+    served: Arc<Served>,
+    tokens: Arc<certs::acme::Http01Tokens>,
+    files_version: Option<certs::reload::Version>,
+    mut hangup: Hangup,
+) {
+    match (source, files_version) {
+        (
+            CertSource::Files {
+                cert,
+                key,
+                reload_every,
+            },
+            Some(first),
+        ) => certs::reload::watch(cert, key, reload_every, served, first, hangup).await,
+        (CertSource::Acme { acme, .. }, _) => {
+            tokio::join!(certs::acme::run(acme, served, tokens), async {
+                loop {
+                    hangup.recv().await;
+                    tracing::info!("SIGHUP: the ACME certificate renews on its own schedule");
+                }
+            });
+        }
+        _ => loop {
+            hangup.recv().await;
+            tracing::info!("SIGHUP: the generated certificate has nothing to reload");
+        },
     }
 }
 

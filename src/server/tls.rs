@@ -118,7 +118,7 @@ async fn establish(
         &capture.end,
         &capture.bytes,
         handshake_error.as_ref(),
-        &shared.state.profile,
+        &shared.state.profile(),
         tcp_at_capture.as_ref(),
     );
     let negotiated = tls.as_ref().and_then(|tls| negotiated(tls.get_ref().1));

@@ -28,7 +28,7 @@ pub use negotiate::Format;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
@@ -42,6 +42,7 @@ use crate::profile::ServerProfile;
 use crate::recent::{RecentStore, StoreLimits};
 use crate::reports::ReportStore;
 use crate::tcp::{SynInfo, TcpHandle};
+use arc_swap::ArcSwap;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -99,7 +100,11 @@ pub const MAX_REPORT_BYTES: usize = 512 * 1024;
 /// State shared by all handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub profile: Arc<ServerProfile>,
+    /// What we accept and serve; swapped with the certificate
+    /// ([`crate::certs::Served`]). Read it through [`AppState::profile`].
+    pub profile: Arc<ArcSwap<ServerProfile>>,
+    /// HTTP-01 key authorizations while an ACME order is validated.
+    pub acme_tokens: Arc<crate::certs::acme::Http01Tokens>,
     pub attempts: Arc<RecentStore<TlsAttempt>>,
     /// HTTPS connections whose attempt has not ended yet.
     pub inflight: Arc<InFlight>,
@@ -135,7 +140,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(profile: Arc<ServerProfile>, limits: StoreLimits) -> Self {
         Self {
-            profile,
+            profile: Arc::new(ArcSwap::new(profile)),
+            acme_tokens: Arc::default(),
             attempts: Arc::new(RecentStore::new(limits)),
             inflight: Arc::new(InFlight::default()),
             icmp: Arc::new(crate::icmp::Prober::disabled(
@@ -169,6 +175,11 @@ impl AppState {
     ) -> Self {
         self.shared_attempts = shared;
         self
+    }
+
+    /// What we accept and serve now (the certificate's names follow a reload).
+    pub fn profile(&self) -> Arc<ServerProfile> {
+        self.profile.load_full()
     }
 
     /// How long attempts are kept: the window of "recent" lists.
@@ -359,6 +370,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(saved::admin))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .merge(cross_origin)
         .fallback(|| async { AppError::NotFound })
         // Probe uploads enforce their own (larger) limit while streaming.
@@ -376,4 +388,20 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+}
+
+/// HTTP-01 validation (RFC 8555 §8.3): the key authorization for a token of
+/// an order under way, as plain text; 404 for any other token.
+async fn acme_challenge(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<([(header::HeaderName, HeaderValue); 1], String), AppError> {
+    let answer = state.acme_tokens.get(&token).ok_or(AppError::NotFound)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        answer,
+    ))
 }

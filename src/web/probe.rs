@@ -493,7 +493,7 @@ pub(super) async fn results(
             syn: tcp.syn.as_deref(),
             how_to_test: &how_to_test,
         },
-        &state.profile,
+        &state.profile(),
     );
     let mut answer = RunReport::new(&results, run, diagnosis, connection);
     match save(&state, &answer).await {

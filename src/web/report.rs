@@ -83,7 +83,7 @@ pub(super) async fn attempt_json(
         .into_iter()
         .find(|a| a.id == id)
         .ok_or(AppError::NotFound)?;
-    let detail = AttemptDetail::new(&attempt, diagnose::attempt(&attempt, &state.profile));
+    let detail = AttemptDetail::new(&attempt, diagnose::attempt(&attempt, &state.profile()));
     json_response(&detail)
 }
 
@@ -112,7 +112,7 @@ fn recent_attempts(
     super::observe::attempts(state, peer.ip(), state.attempts_ttl(), shared)
         .iter()
         .take(max)
-        .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile)))
+        .map(|a| AttemptView::new(a, diagnose::attempt(a, &state.profile())))
         .collect()
 }
 
@@ -156,7 +156,7 @@ pub(super) fn build(
             syn: syn.as_ref(),
             how_to_test: &how_to_test,
         },
-        &state.profile,
+        &state.profile(),
     );
     // Headers a proxy added to this very request.
     let encrypted = matches!(context, ConnectionContext::Tls(_));
@@ -171,7 +171,7 @@ pub(super) fn build(
         ConnectionContext::Tls(attempt) => {
             // This connection's own notes (SNI, hello size) complete its report;
             // they do not change the headline.
-            for f in diagnose::attempt(attempt, &state.profile) {
+            for f in diagnose::attempt(attempt, &state.profile()) {
                 if !diagnosis.findings.iter().any(|seen| seen.id == f.id) {
                     diagnosis.findings.push(f);
                 }

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 pub mod browser;
 pub mod netns;
+pub mod pki;
 pub mod postgres;
 pub mod process;
 

@@ -1,79 +1,151 @@
-//! The real `tlsdiag` binary as a process of its own: started with flags,
-//! its addresses read from its log, signalled and waited for by the test.
+//! The real `tlsdiag` binary in its own process: started with flags, its log
+//! kept (bounded) for assertions, signalled like an operator would, killed
+//! when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Log lines kept per process (the rest are read and dropped).
+const KEPT_LINES: usize = 20_000;
 
 pub struct Tlsdiag {
     pub child: Child,
     pub https: SocketAddr,
     pub http: SocketAddr,
-    /// The PEM certificate it serves.
-    pub cert: std::path::PathBuf,
-    /// Every line it has logged so far.
-    pub log: Arc<Mutex<Vec<String>>>,
+    /// The generated certificate it serves, unless `--tls-cert` or ACME
+    /// chose another.
+    pub cert: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
 impl Tlsdiag {
-    /// Starts the binary on ephemeral loopback ports with `args` added, and
-    /// waits for its "listening" line.
+    /// Starts the binary with `args` and waits for its "listening" line.
+    /// Listeners default to ephemeral loopback ports and the data and
+    /// certificate directories to a temporary one; `args` may choose others.
     pub fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-            .args(["--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--certs-dir")
-            .arg(dir.path().join("certs"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlsdiag"));
+        let given = |flag: &str| args.contains(&flag);
+        if !given("--https-addr") {
+            cmd.args(["--https-addr", "127.0.0.1:0"]);
+        }
+        if !given("--http-addr") {
+            cmd.args(["--http-addr", "127.0.0.1:0"]);
+        }
+        if !given("--data-dir") {
+            cmd.arg("--data-dir").arg(dir.path().join("data"));
+        }
+        let certs = dir.path().join("certs");
+        if !given("--certs-dir") {
+            cmd.arg("--certs-dir").arg(&certs);
+        }
+        let mut child = cmd
             .args(args)
             .env("RUST_LOG", "info")
+            .env_remove("TLSDIAG_TLS_CERT")
+            .env_remove("TLSDIAG_TLS_KEY")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("tlsdiag starts");
-        let stdout = child.stdout.take().expect("stdout");
+            .expect("spawn tlsdiag");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (found, listening) = std::sync::mpsc::channel();
-        let kept = log.clone();
-        // Reads the log for the listening line, then keeps draining it so the
-        // process never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let after = |key: &str| {
-                    line.split_once(key)
-                        .map(|(_, rest)| rest.split(['/', '"']).next().unwrap_or("").to_owned())
-                };
-                if let (Some(https), Some(http)) = (after("https://"), after("http://")) {
-                    let _ = found.send((https, http));
+        // Both pipes are drained for the process's whole life, so it never
+        // blocks on a full one.
+        for pipe in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let (log, found) = (log.clone(), found.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if line.contains("tlsdiag listening") {
+                        let _ = found.send(line.clone());
+                    }
+                    let mut log = log.lock().expect("log");
+                    if log.len() < KEPT_LINES {
+                        log.push(line);
+                    }
                 }
-                kept.lock().expect("log").push(line);
+            });
+        }
+        let line = match listening.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tlsdiag did not log its listening line within 30 s; log:\n{}",
+                    log.lock().expect("log").join("\n")
+                );
             }
-        });
-        let (https, http) = listening
-            .recv_timeout(Duration::from_secs(30))
-            .expect("tlsdiag did not log its listening addresses within 30 s");
+        };
+        // Text (`https=https://…/`) and JSON (`"https":"https://…/"`) logs alike.
+        let addr = |field: &str| -> SocketAddr {
+            let (_, rest) = [
+                format!("{field}={field}://"),
+                format!("\"{field}\":\"{field}://"),
+            ]
+            .iter()
+            .find_map(|key| line.split_once(key.as_str()))
+            .unwrap_or_else(|| panic!("no {field} address in {line}"));
+            rest.split(['/', '"'])
+                .next()
+                .expect("address")
+                .parse()
+                .expect("socket address")
+        };
         Self {
+            https: addr("https"),
+            http: addr("http"),
+            cert: certs.join("localhost.pem"),
             child,
-            https: https.parse().expect("https address"),
-            http: http.parse().expect("http address"),
-            cert: dir.path().join("certs").join("localhost.pem"),
             log,
             _dir: dir,
         }
     }
 
-    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
-    pub fn signal(&self, signal: i32) {
+    /// Sends `signal` (a `kill` name such as "HUP" or "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
             .status()
-            .expect("kill runs");
+            .expect("kill");
         assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// Waits up to `limit` for a log line containing every one of `parts`.
+    pub fn wait_for_log(&self, parts: &[&str], limit: Duration) -> Option<String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(line) = self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return Some(line.clone());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits up to `limit` for the process to exit: its status and when.
@@ -86,10 +158,6 @@ impl Tlsdiag {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
-    }
-
-    pub fn log_text(&self) -> String {
-        self.log.lock().expect("log").join("\n")
     }
 }
 
