@@ -135,6 +135,10 @@ pub struct Args {
     /// HTTP/2 with no stream open; PINGs do not count as activity).
     #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+
+    // Metrics: --metrics-addr, --asn-db, --asn-db-reload-interval, --metrics-top-networks.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Where the certificate comes from.
@@ -169,6 +173,8 @@ pub struct Config {
     pub deadlines: Deadlines,
     pub attempts: StoreLimits,
     pub reports: ReportSettings,
+    /// The metrics listener and per-network accounting.
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 /// Where and how long reports are kept.
@@ -215,6 +221,8 @@ pub enum ConfigError {
     IcmpMtu,
     #[error("--admin-token must be at least 16 characters")]
     WeakToken,
+    #[error("--metrics-top-networks must be between 1 and {0}")]
+    TopNetworks(usize),
 }
 
 impl Args {
@@ -322,6 +330,7 @@ impl Args {
                     other => other,
                 },
             },
+            metrics: self.metrics.into_settings()?,
         })
     }
 }
@@ -363,6 +372,7 @@ impl Config {
                 purge_interval: Duration::from_secs(3600),
                 admin_token: None,
             },
+            metrics: crate::metrics::MetricsSettings::default(),
         }
     }
 }

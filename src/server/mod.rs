@@ -8,10 +8,12 @@
 //! - `tls`: capture → handshake → attempt record → HTTP, for the HTTPS port.
 //! - `plain`: the plain-HTTP port.
 //! - `http`: serves HTTP/1.1 and HTTP/2 on an established connection.
+//! - `metrics_http`: the optional Prometheus listener (`--metrics-addr`).
 
 mod activity;
 mod admission;
 mod http;
+mod metrics_http;
 mod plain;
 mod rescue;
 mod socket;
@@ -94,6 +96,7 @@ pub struct Server {
     probe: Option<TcpListener>,
     shared: Arc<Shared>,
     cert_path: PathBuf,
+    metrics: metrics_http::Prepared,
 }
 
 impl Server {
@@ -147,6 +150,7 @@ impl Server {
                     Err(err.public_message())
                 }
             };
+        let metrics = metrics_http::prepare(&config.metrics).await?;
         let icmp = crate::icmp::Prober::open(config.icmp_mtu);
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
@@ -154,6 +158,7 @@ impl Server {
         let state = AppState::new(Arc::new(profile), config.attempts)
             .with_icmp(Arc::new(icmp))
             .with_reports(reports)
+            .with_metrics(metrics.metrics.clone())
             .with_admin_token(config.reports.admin_token.as_deref())
             .with_report_max_bytes(config.reports.max_bytes)
             .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
@@ -178,6 +183,7 @@ impl Server {
             probe,
             shared,
             cert_path,
+            metrics,
         })
     }
 
@@ -196,6 +202,11 @@ impl Server {
     /// The optional full-size plain-HTTP probe listener's address.
     pub fn probe_addr(&self) -> Option<SocketAddr> {
         self.probe.as_ref().and_then(|p| p.local_addr().ok())
+    }
+
+    /// The metrics listener's address (`--metrics-addr`), when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.addr()
     }
 
     /// The PEM file of the certificate being served (for clients that must trust it).
@@ -233,11 +244,13 @@ impl Server {
                 None => std::future::pending().await,
             }
         };
+        let metrics = metrics_http::run(self.metrics.serving, shared.clone());
         tokio::select! {
             _ = shutdown => tracing::info!("shutting down"),
             _ = https => {},
             _ = http => {},
             _ = probe => {},
+            _ = metrics => {},
         }
     }
 }

@@ -158,6 +158,7 @@ async fn establish(
         icmp_probe,
     };
     log(&record);
+    shared.state.metrics.attempt(&record);
     let record = Arc::new(record);
     shared.state.attempts.record(record.clone());
     drop(pending);

@@ -126,6 +126,8 @@ pub struct AppState {
     pub report_rate: Arc<rate::RateLimiter>,
     /// All saved reports together, enforced as each is saved.
     pub report_max_bytes: u64,
+    /// Prometheus counters (served by the server's metrics listener, if any).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             probe_port: None,
             report_rate: Arc::new(rate::RateLimiter::new(REPORT_RATE)),
             report_max_bytes: 1 << 30,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -179,6 +182,11 @@ impl AppState {
 
     pub fn with_reports(mut self, reports: Result<Arc<dyn ReportStore>, &'static str>) -> Self {
         self.reports = reports;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
