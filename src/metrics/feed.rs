@@ -1,19 +1,21 @@
 //! Outcome counts by source network, kept off the handshake's path: the
-//! connection task only puts `(address, class)` on a bounded channel (no
-//! allocation, no lock; when the channel is full the event is counted as
-//! dropped). One task takes events in batches, finds each address's network
-//! (a binary search in the AS table) and counts it ([`ByNetwork`]); another
-//! watches the table file and swaps in a new table when it changes and parses.
-//! The state mutex is held only for a batch or a scrape, never across an
-//! await.
+//! connection task only puts `(address, class)` on a bounded channel (std's
+//! `sync_channel`: a preallocated ring, so no allocation and no lock; when it
+//! is full the event is counted as dropped). A thread of its own takes events
+//! in batches, finds each address's network (a binary search in the AS table)
+//! and counts it ([`ByNetwork`]); a task watches the table file and swaps in a
+//! new table when it changes and parses. The state mutex is held only for a
+//! batch or a scrape, never across an await.
+//!
+//! (tokio's bounded channel was measured allocating a block every few dozen
+//! sends: `tests/metrics_alloc.rs`.)
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
-
-use tokio::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::asn::{AsTable, TableError, MAX_FILE_BYTES};
 use super::class::OutcomeClass;
@@ -57,7 +59,7 @@ impl NetworkCounts {
 /// The connection tasks' end of the channel.
 #[derive(Debug, Clone)]
 pub struct Feed {
-    tx: mpsc::Sender<Event>,
+    tx: SyncSender<Event>,
     counts: Arc<NetworkCounts>,
 }
 
@@ -77,7 +79,7 @@ impl Feed {
 /// The background side, started by the server.
 #[derive(Debug)]
 pub struct FeedTasks {
-    rx: mpsc::Receiver<Event>,
+    rx: Receiver<Event>,
     counts: Arc<NetworkCounts>,
     table: Option<(PathBuf, Stamp)>,
     reload_every: Duration,
@@ -89,7 +91,7 @@ pub fn new(
     table: Option<(PathBuf, Stamp, AsTable)>,
     reload_every: Duration,
 ) -> (Feed, FeedTasks) {
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
     let (watch, table) = match table {
         Some((path, stamp, table)) => (Some((path, stamp)), Some(Arc::new(table))),
         None => (None, None),
@@ -118,11 +120,11 @@ pub fn new(
 }
 
 impl FeedTasks {
-    /// Counts events until every sender is gone; watches the table file
-    /// meanwhile.
-    pub async fn run(self) {
+    /// Starts the accounting thread (it ends when every [`Feed`] is gone) and,
+    /// with a table file, the task watching it (which needs a tokio runtime).
+    pub fn start(self) -> std::io::Result<()> {
         let FeedTasks {
-            mut rx,
+            rx,
             counts,
             table,
             reload_every,
@@ -135,30 +137,38 @@ impl FeedTasks {
                 Arc::downgrade(&counts),
             ));
         }
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut rotate = tokio::time::interval(ROTATE_EVERY);
-        rotate.tick().await; // the first tick is immediate
-        loop {
-            tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH) => {
-                    if n == 0 {
-                        return;
-                    }
-                    let mut state = counts.lock();
-                    let NetState { by, table } = &mut *state;
-                    let table = table.as_deref();
-                    for event in batch.drain(..) {
-                        let network = Network::of(event.ip, table);
-                        by.record(network, event.class, |n| n.labels(table));
-                    }
-                }
-                _ = rotate.tick() => {
-                    let mut state = counts.lock();
-                    let NetState { by, table } = &mut *state;
-                    let table = table.as_deref();
-                    by.rotate(|n| n.labels(table));
+        std::thread::Builder::new()
+            .name("tlsdiag-metrics".into())
+            .spawn(move || account(&rx, &counts))?;
+        Ok(())
+    }
+}
+
+/// Counts events in batches (one lock each) and re-chooses the labelled
+/// networks every [`ROTATE_EVERY`].
+fn account(rx: &Receiver<Event>, counts: &NetworkCounts) {
+    let mut rotate_at = Instant::now() + ROTATE_EVERY;
+    loop {
+        let wait = rotate_at.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(first) => {
+                let mut state = counts.lock();
+                let NetState { by, table } = &mut *state;
+                let table = table.as_deref();
+                for event in std::iter::once(first).chain(rx.try_iter().take(BATCH - 1)) {
+                    let network = Network::of(event.ip, table);
+                    by.record(network, event.class, |n| n.labels(table));
                 }
             }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if Instant::now() >= rotate_at {
+            rotate_at = Instant::now() + ROTATE_EVERY;
+            let mut state = counts.lock();
+            let NetState { by, table } = &mut *state;
+            let table = table.as_deref();
+            by.rotate(|n| n.labels(table));
         }
     }
 }

@@ -76,7 +76,9 @@ pub(super) async fn run(prepared: Option<(TcpListener, FeedTasks)>, shared: Arc<
     let Some((listener, tasks)) = prepared else {
         return std::future::pending().await;
     };
-    tokio::spawn(tasks.run());
+    if let Err(err) = tasks.start() {
+        tracing::error!(error = %err, "cannot start the metrics accounting thread: per-network counts stay empty");
+    }
     let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
