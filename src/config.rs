@@ -205,6 +205,10 @@ pub struct Args {
     /// for up to this long, then exit.
     #[arg(long, env = "TLSDIAG_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    // Metrics: --metrics-addr, --asn-db, --asn-db-reload-interval, --metrics-top-networks.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// How log lines are written.
@@ -312,6 +316,8 @@ pub struct Config {
     pub instance_name: String,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// The metrics listener and per-network accounting.
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 /// Where and how long reports are kept.
@@ -368,6 +374,8 @@ pub enum ConfigError {
     AcmeTooManyDomains,
     #[error("--acme-contact must be a mailto: address, got {0:?}")]
     AcmeContact(String),
+    #[error("--metrics-top-networks must be between 1 and {0}")]
+    TopNetworks(usize),
 }
 
 impl Args {
@@ -508,6 +516,7 @@ impl Args {
                 Duration::ZERO,
                 secs(3600),
             )?,
+            metrics: self.metrics.into_settings()?,
         })
     }
 }
@@ -605,6 +614,7 @@ impl Config {
             database_url: None,
             instance_name: "test".to_owned(),
             shutdown_grace: Duration::from_secs(2),
+            metrics: crate::metrics::MetricsSettings::default(),
         }
     }
 }

@@ -28,6 +28,7 @@
 //! | [`recent`] | recent attempts and probe observations per client address, in memory, bounded |
 //! | [`icmp`] | our own ICMP "fragmentation needed" toward a stuck client, and its limits |
 //! | [`inflight`] | HTTPS connections whose attempt has not ended, readable while they hang |
+//! | [`metrics`] | Prometheus counters and histograms; outcome counts by source network (AS table, top-N) |
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
 //! | [`reports`] | where saved reports are kept: ids, labels, SQLite storage, retention |
@@ -45,6 +46,7 @@ pub mod fingerprint;
 pub mod hello;
 pub mod icmp;
 pub mod inflight;
+pub mod metrics;
 pub mod pg;
 pub mod probe;
 pub mod profile;

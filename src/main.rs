@@ -18,6 +18,7 @@ async fn main() -> Result<()> {
         https = %format!("https://{}/", server.https_addr()),
         http = %format!("http://{}/", server.http_addr()),
         probe = %server.probe_addr().map_or_else(|| "off".to_owned(), |a| format!("http://{a}/")),
+        metrics = %server.metrics_addr().map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics")),
         cert = %server.cert_path().display(),
         "tlsdiag listening"
     );

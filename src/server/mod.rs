@@ -9,6 +9,7 @@
 //! - `plain`: the plain-HTTP port.
 //! - `http`: serves HTTP/1.1 and HTTP/2 on an established connection.
 //! - `database`: with `--database-url`, opening PostgreSQL and its background work.
+//! - `metrics_http`: the optional Prometheus listener (`--metrics-addr`).
 //!
 //! Shutdown (`Server::run`): the listeners close first, then each HTTP
 //! connection finishes its request in flight and closes, for up to
@@ -18,6 +19,7 @@ mod activity;
 mod admission;
 mod database;
 mod http;
+mod metrics_http;
 mod plain;
 mod rescue;
 mod socket;
@@ -111,6 +113,7 @@ pub struct Server {
     /// The version of --tls-cert/--tls-key served first (for the watcher).
     files_version: Option<certs::reload::Version>,
     hangup: Hangup,
+    metrics: metrics_http::Prepared,
 }
 
 impl Server {
@@ -164,6 +167,7 @@ impl Server {
             }
             None => (sqlite_reports(&config), None, None),
         };
+        let metrics = metrics_http::prepare(&config.metrics).await?;
         let icmp = crate::icmp::Prober::open(config.icmp_mtu);
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
@@ -171,6 +175,7 @@ impl Server {
         let state = AppState::new(first.profile.clone(), config.attempts)
             .with_icmp(Arc::new(icmp))
             .with_reports(reports)
+            .with_metrics(metrics.metrics.clone())
             .with_admin_token(config.reports.admin_token.as_deref())
             .with_report_max_bytes(config.reports.max_bytes)
             .with_instance(&config.instance_name)
@@ -214,6 +219,7 @@ impl Server {
             served,
             files_version,
             hangup,
+            metrics,
         })
     }
 
@@ -232,6 +238,11 @@ impl Server {
     /// The optional full-size plain-HTTP probe listener's address.
     pub fn probe_addr(&self) -> Option<SocketAddr> {
         self.probe.as_ref().and_then(|p| p.local_addr().ok())
+    }
+
+    /// The metrics listener's address (`--metrics-addr`), when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.addr()
     }
 
     /// The PEM file of the certificate being served (for clients that must trust it).
@@ -296,12 +307,14 @@ impl Server {
                 None => std::future::pending().await,
             }
         };
+        let metrics = metrics_http::run(self.metrics.serving, shared.clone());
         tokio::select! {
             _ = shutdown => {},
             _ = https => {},
             _ = http => {},
             _ = probe => {},
             () = certificates => {},
+            _ = metrics => {},
         }
         // The accept loops, and with them the listeners, are gone.
         let grace = shared.config.shutdown_grace;

@@ -160,6 +160,7 @@ async fn establish(
         seen_by: Some(shared.state.instance.clone()),
     };
     log(&record);
+    shared.state.metrics.attempt(&record);
     let record = Arc::new(record);
     shared.state.attempts.record(record.clone());
     if let Some(store) = &shared.state.shared_attempts {

@@ -135,6 +135,8 @@ pub struct AppState {
     pub instance: Arc<str>,
     /// Attempts other instances saw, with `--database-url`.
     pub shared_attempts: Option<Arc<crate::pg::attempts::SharedAttempts>>,
+    /// Prometheus counters (served by the server's metrics listener, if any).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -161,6 +163,7 @@ impl AppState {
             report_max_bytes: 1 << 30,
             instance: Arc::from("tlsdiag"),
             shared_attempts: None,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -209,6 +212,11 @@ impl AppState {
 
     pub fn with_reports(mut self, reports: Result<Arc<dyn ReportStore>, &'static str>) -> Self {
         self.reports = reports;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 

@@ -496,7 +496,10 @@ pub(super) async fn results(
         &state.profile(),
     );
     let mut answer = RunReport::new(&results, run, diagnosis, connection);
-    match save(&state, &answer).await {
+    state.metrics.path_test(answer.status, &results.agent);
+    let saved = save(&state, &answer).await;
+    state.metrics.report(saved.is_ok());
+    match saved {
         Ok(id) => {
             answer.report_url = Some(format!("{base}/r/{id}"));
             answer.id = Some(id);

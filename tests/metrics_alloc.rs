@@ -1,0 +1,123 @@
+//! Counting an attempt for metrics allocates nothing: the counters and
+//! histograms are handles made at start, and the per-network event goes on a
+//! preallocated channel (a counting global allocator, as in tests/alloc.rs;
+//! a binary of its own so no other test allocates meanwhile).
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tlsdiag::attempt::{Arrival, Outcome, StallEnd, TlsAttempt};
+use tlsdiag::hello::wire::AlertDescription;
+use tlsdiag::metrics::{feed, Metrics};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn attempt(outcome: Outcome, peer: &str) -> TlsAttempt {
+    TlsAttempt {
+        id: 1,
+        peer: peer.parse().unwrap(),
+        local: SocketAddr::from(([127, 0, 0, 1], 8443)),
+        started_at: SystemTime::now(),
+        arrival: Arrival {
+            bytes: 0,
+            read_count: 0,
+            reads: Vec::new(),
+            capture_ms: 1.0,
+        },
+        raw: Vec::new(),
+        client_hello: None,
+        fingerprint_cache: Default::default(),
+        negotiated: None,
+        handshake_ms: Some(3.5),
+        outcome,
+        syn: None,
+        tcp: None,
+        handshake_flight: None,
+        after_handshake: Default::default(),
+        icmp_probe: None,
+        first_request: Default::default(),
+        seen_by: None,
+    }
+}
+
+#[test]
+fn counting_an_attempt_allocates_nothing() {
+    let (feed, tasks) = feed::new(50, None, Duration::from_secs(30));
+    let metrics = Metrics::with_feed(feed);
+    tasks.start().unwrap();
+    let attempts = [
+        attempt(Outcome::Completed, "198.18.0.1:40000"),
+        attempt(
+            Outcome::HelloIncomplete {
+                received: 1460,
+                expected: Some(1547),
+                ended: StallEnd::Timeout,
+                out_of_order_segments: 1,
+            },
+            "198.18.1.1:40000",
+        ),
+        attempt(
+            Outcome::ClientAlert {
+                alert: AlertDescription::UNKNOWN_CA,
+            },
+            "[2001:db8::1]:40000",
+        ),
+    ];
+    let mut counted_rounds = Vec::new();
+    for round in 0..20 {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for a in attempts.iter().cycle().take(300) {
+            metrics.attempt(a);
+        }
+        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        // Time for the accounting thread to drain the channel (its own
+        // allocations, such as each network's labels the first time, count too).
+        std::thread::sleep(Duration::from_millis(20));
+        if round > 0 {
+            counted_rounds.push(after - before);
+        }
+    }
+    let total: usize = counted_rounds.iter().sum();
+    // 5,700 attempts after warm-up.
+    assert!(
+        total == 0,
+        "allocations per 300 attempts, by round: {counted_rounds:?}"
+    );
+    let text = metrics.render(&[]);
+    assert!(
+        text.contains("tlsdiag_tls_attempts_total{outcome=\"completed\"} 2000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tlsdiag_tls_attempts_by_network_total{network=\"198.18.0.0/24\",outcome=\"completed\"} 2000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tlsdiag_tls_attempts_by_network_total{network=\"2001:db8::/48\",outcome=\"alert\"} 2000"),
+        "{text}"
+    );
+    assert!(text.contains("tlsdiag_network_events_dropped_total 0"));
+}
