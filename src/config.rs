@@ -135,6 +135,16 @@ pub struct Args {
     /// HTTP/2 with no stream open; PINGs do not count as activity).
     #[arg(long, env = "TLSDIAG_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+
+    // --- PROXY protocol (behind a TCP load balancer) ---
+    /// Every connection on every listener starts with a PROXY protocol header
+    /// (v1 or v2, detected) from a load balancer (HAProxy send-proxy[-v2], AWS
+    /// NLB, ...): the client's address comes from it, and a connection without
+    /// a valid header is closed. Reports then say that TCP facts (SYN, MSS,
+    /// TCP_INFO, read timings) are the balancer's and withhold what rests on
+    /// them. Off: a PROXY header is not trusted (it is just bytes).
+    #[arg(long, env = "TLSDIAG_PROXY_PROTOCOL")]
+    pub proxy_protocol: bool,
 }
 
 /// Where the certificate comes from.
@@ -169,6 +179,8 @@ pub struct Config {
     pub deadlines: Deadlines,
     pub attempts: StoreLimits,
     pub reports: ReportSettings,
+    /// Connections arrive through a load balancer that sends a PROXY header.
+    pub proxy_protocol: bool,
 }
 
 /// Where and how long reports are kept.
@@ -322,6 +334,7 @@ impl Args {
                     other => other,
                 },
             },
+            proxy_protocol: self.proxy_protocol,
         })
     }
 }
@@ -363,6 +376,7 @@ impl Config {
                 purge_interval: Duration::from_secs(3600),
                 admin_token: None,
             },
+            proxy_protocol: false,
         }
     }
 }

@@ -218,6 +218,7 @@ impl Snapshot {
             handshake_flight: (self.stage == Stage::Handshaking).then(|| SentData::from_tcp(&tcp)),
             after_handshake: AfterHandshake::default(),
             icmp_probe: self.icmp_so_far(),
+            balancer: None,
         })
     }
 }

@@ -240,6 +240,7 @@ mod tests {
             handshake_flight: None,
             after_handshake: Default::default(),
             icmp_probe: None,
+            balancer: None,
         })
     }
 

@@ -73,6 +73,7 @@ fn app() -> (axum::Router, ConnectionContext) {
         handshake_flight: None,
         after_handshake: Default::default(),
         icmp_probe: None,
+        balancer: None,
     };
     let profile = ServerProfile {
         served_names: vec!["localhost".into()],

@@ -423,6 +423,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
         handshake_flight: None,
         after_handshake: Default::default(),
         icmp_probe: None,
+        balancer: None,
     };
     let _ = attempt.outcome.describe();
     let attempts = [Arc::new(attempt.clone())];
@@ -435,6 +436,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
             tls_check: None,
             syn: None,
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
+            via: None,
         },
         profile(),
     );

@@ -6,6 +6,7 @@
 //! this connection that triggered it, and a clean connection yields nothing
 //! above `info`. The catalogue is in `docs/findings.md`.
 
+mod balancer_rules;
 mod delivery_rules;
 mod finding;
 mod fixes;
@@ -19,6 +20,7 @@ mod verdict;
 pub use crate::probe::TlsCheck;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
+pub use balancer_rules::BEHIND_BALANCER;
 pub use verdict::{diagnose, Diagnosis, Observations, Status};
 
 use crate::attempt::TlsAttempt;
@@ -46,7 +48,11 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
         out.extend(hello_rules::sni_not_served(hello, server));
         out.extend(hello_rules::legacy_ciphers_only(hello));
     }
-    out.extend(hello_rules::slow_arrival(&attempt.arrival));
+    match &attempt.balancer {
+        // How the hello was cut into reads is the balancer's doing.
+        Some(balancer) => out.push(balancer_rules::behind_balancer(&balancer.via)),
+        None => out.extend(hello_rules::slow_arrival(&attempt.arrival)),
+    }
     sort(&mut out);
     out
 }

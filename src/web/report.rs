@@ -129,6 +129,7 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
             tls_check: None,
             syn: syn.as_ref(),
             how_to_test: &how_to_test,
+            via: context.via(),
         },
         &state.profile,
     );
@@ -144,8 +145,8 @@ pub(super) fn build(state: &AppState, request: &Request) -> Result<ConnectionRep
             }
             ConnectionReport::for_tls(attempt, http, diagnosis, recent)
         }
-        ConnectionContext::Plain { peer, .. } => {
-            ConnectionReport::for_plain(*peer, http, syn, diagnosis, recent)
+        ConnectionContext::Plain { peer, via, .. } => {
+            ConnectionReport::for_plain(*peer, http, syn, via.as_deref(), diagnosis, recent)
         }
     })
 }
