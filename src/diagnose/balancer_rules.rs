@@ -31,6 +31,9 @@ pub(super) fn behind_balancer(via: &Via) -> Finding {
          check.sh's ClientHello ladder.",
         via.note()
     ))
-    .evidence("load balancer", via.balancer.ip().to_canonical().to_string())
+    .evidence(
+        "load balancer",
+        via.balancer.ip().to_canonical().to_string(),
+    )
     .evidence("PROXY protocol", format!("v{} ({kind})", via.version))
 }

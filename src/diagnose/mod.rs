@@ -18,9 +18,9 @@ mod path_rules;
 mod verdict;
 
 pub use crate::probe::TlsCheck;
+pub use balancer_rules::BEHIND_BALANCER;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
-pub use balancer_rules::BEHIND_BALANCER;
 pub use verdict::{diagnose, Diagnosis, Observations, Status};
 
 use crate::attempt::TlsAttempt;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::fixes::IpVersion;
 use super::balancer_rules::BEHIND_BALANCER;
+use super::fixes::IpVersion;
 use super::{hello_ladder, path_rules, Finding, Severity};
 use crate::attempt::TlsAttempt;
 use crate::probe::{ClientStep, Direction, ProbeRun, TlsCheck};

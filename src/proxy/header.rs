@@ -111,19 +111,27 @@ fn decode_v2(header: &[u8]) -> Result<Decoded, ProxyError> {
     let invalid = |detail: String| ProxyError::Invalid { version: 2, detail };
     let h = ppp::v2::Header::try_from(header).map_err(|e| invalid(e.to_string()))?;
     if h.header.len() != header.len() {
-        return Err(invalid("length field disagrees with the header's end".into()));
+        return Err(invalid(
+            "length field disagrees with the header's end".into(),
+        ));
     }
     let (kind, source, destination) = match (h.command, h.addresses) {
         (Command::Local, _) => (ViaKind::HealthCheck, None, None),
         (Command::Proxy, Addresses::IPv4(a)) if h.protocol == Protocol::Stream => (
             ViaKind::Proxied,
             Some(SocketAddr::from((a.source_address, a.source_port))),
-            Some(SocketAddr::from((a.destination_address, a.destination_port))),
+            Some(SocketAddr::from((
+                a.destination_address,
+                a.destination_port,
+            ))),
         ),
         (Command::Proxy, Addresses::IPv6(a)) if h.protocol == Protocol::Stream => (
             ViaKind::Proxied,
             Some(SocketAddr::from((a.source_address, a.source_port))),
-            Some(SocketAddr::from((a.destination_address, a.destination_port))),
+            Some(SocketAddr::from((
+                a.destination_address,
+                a.destination_port,
+            ))),
         ),
         (Command::Proxy, Addresses::IPv4(_) | Addresses::IPv6(_)) => {
             return Err(invalid(format!(
@@ -154,12 +162,18 @@ fn decode_v1(header: &[u8]) -> Result<Decoded, ProxyError> {
         Addresses::Tcp4(a) => (
             ViaKind::Proxied,
             Some(SocketAddr::from((a.source_address, a.source_port))),
-            Some(SocketAddr::from((a.destination_address, a.destination_port))),
+            Some(SocketAddr::from((
+                a.destination_address,
+                a.destination_port,
+            ))),
         ),
         Addresses::Tcp6(a) => (
             ViaKind::Proxied,
             Some(SocketAddr::from((a.source_address, a.source_port))),
-            Some(SocketAddr::from((a.destination_address, a.destination_port))),
+            Some(SocketAddr::from((
+                a.destination_address,
+                a.destination_port,
+            ))),
         ),
         Addresses::Unknown => (ViaKind::Unnamed, None, None),
     };
@@ -210,8 +224,10 @@ pub(super) fn describe(first: &[u8]) -> String {
         return "nothing".into();
     }
     let looks = match first[0] {
-        0x16 => "a TLS handshake: is the balancer configured to send PROXY headers \
-                 (HAProxy: send-proxy or send-proxy-v2; AWS NLB: proxy_protocol_v2)?",
+        0x16 => {
+            "a TLS handshake: is the balancer configured to send PROXY headers \
+                 (HAProxy: send-proxy or send-proxy-v2; AWS NLB: proxy_protocol_v2)?"
+        }
         _ => crate::hello::record::sniff(first).describe(),
     };
     format!("\"{shown}\" ({looks})")

@@ -35,7 +35,10 @@ async fn read(stream: &TcpStream) -> Result<(Decoded, usize), ProxyError> {
                 // Name what the connection does start with, for the log.
                 let mut first = [0u8; 16];
                 first[..have.len().min(16)].copy_from_slice(&have[..have.len().min(16)]);
-                let more = stream.peek(&mut first[have.len().min(16)..]).await.unwrap_or(0);
+                let more = stream
+                    .peek(&mut first[have.len().min(16)..])
+                    .await
+                    .unwrap_or(0);
                 let shown = &first[..(have.len() + more).min(16)];
                 return Err(ProxyError::Missing(header::describe(shown)));
             }

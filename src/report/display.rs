@@ -87,10 +87,7 @@ impl ConnectionReport {
                 ),
             ));
             if let Some(syn) = &lb.syn {
-                out.push(fact(
-                    "Balancer's SYN (not yours)",
-                    syn_summary(syn),
-                ));
+                out.push(fact("Balancer's SYN (not yours)", syn_summary(syn)));
             }
         }
         if let Some(ua) = &self.connection.http.user_agent {

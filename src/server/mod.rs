@@ -148,6 +148,9 @@ impl Server {
                     Err(err.public_message())
                 }
             };
+        if config.proxy_protocol {
+            tracing::info!("PROXY protocol on: every connection must start with a PROXY v1 or v2 header from the load balancer");
+        }
         let icmp = crate::icmp::Prober::open(config.icmp_mtu);
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
@@ -273,7 +276,11 @@ fn saved_syn(socket: &Socket) -> Option<crate::tcp::SynInfo> {
 // --- PROXY protocol (`--proxy-protocol`) ---
 
 /// Reads the connection's PROXY header: who the client is, and the balancer.
-async fn proxied(socket: &Socket, balancer: SocketAddr, shared: &Shared) -> Result<Peer, ProxyError> {
+async fn proxied(
+    socket: &Socket,
+    balancer: SocketAddr,
+    shared: &Shared,
+) -> Result<Peer, ProxyError> {
     let deadline = crate::proxy::HEADER_TIMEOUT.min(shared.config.hello_timeout);
     let (header, _) = crate::proxy::read_header(socket.stream(), deadline).await?;
     Ok(Peer {
@@ -309,7 +316,10 @@ async fn admit_proxied(
     let peer = match header {
         Ok(peer) => peer,
         Err(err) => {
-            admission.counters.proxy_rejected.fetch_add(1, Ordering::Relaxed);
+            admission
+                .counters
+                .proxy_rejected
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 listener = admission.name(), %balancer, reason = %err,
                 "connection closed: no valid PROXY header"
@@ -390,7 +400,8 @@ async fn accept_loop<F, Fut>(
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let socket = Socket::new(stream);
-                let (shared, admission, handle) = (shared.clone(), admission.clone(), handle.clone());
+                let (shared, admission, handle) =
+                    (shared.clone(), admission.clone(), handle.clone());
                 tokio::spawn(async move {
                     let (who, ticket) = if shared.config.proxy_protocol {
                         // Boxed: only connections behind a balancer pay for it.
@@ -408,13 +419,8 @@ async fn accept_loop<F, Fut>(
                     // Boxed: `select!` below moves what it polls, and an unboxed
                     // connection future would be held twice in the task, for the
                     // connection's whole life.
-                    let task = Box::pin(handle(
-                        socket,
-                        who,
-                        local,
-                        activity.clone(),
-                        shared.clone(),
-                    ));
+                    let task =
+                        Box::pin(handle(socket, who, local, activity.clone(), shared.clone()));
                     tokio::select! {
                         () = task => {}
                         () = activity.shed_requested() => {

@@ -170,9 +170,18 @@ async fn establish(
         icmp_probe,
         balancer,
     };
-    log(&record);
+    // A balancer's health check (PROXY v2 LOCAL) that sent nothing more is
+    // the balancer probing the port, not a client's attempt.
+    let health_probe = record.balancer.as_ref().is_some_and(|b| {
+        b.via.kind == crate::proxy::ViaKind::HealthCheck && record.arrival.bytes == 0
+    });
     let record = Arc::new(record);
-    shared.state.attempts.record(record.clone());
+    if health_probe {
+        tracing::debug!(balancer = %record.peer, "load balancer health check (PROXY LOCAL), not recorded");
+    } else {
+        log(&record);
+        shared.state.attempts.record(record.clone());
+    }
     drop(pending);
 
     let tls = tls?;
