@@ -344,6 +344,10 @@ mod tests {
             split(b"GET / HTTP/1.1\r\n"),
             Err(ProxyError::Missing(_))
         ));
-        assert_eq!(split(b"\r\n\r\nHELLO"), Err(ProxyError::BadSignature));
+        // The signature is checked once its 16 bytes are in (read at once).
+        assert_eq!(
+            split(b"\r\n\r\nHELLO, WORLD!!"),
+            Err(ProxyError::BadSignature)
+        );
     }
 }
