@@ -143,7 +143,7 @@ pub struct Args {
     /// a valid header is closed. Reports then say that TCP facts (SYN, MSS,
     /// TCP_INFO, read timings) are the balancer's and withhold what rests on
     /// them. Off: a PROXY header is not trusted (it is just bytes).
-    #[arg(long, env = "TLSDIAG_PROXY_PROTOCOL")]
+    #[arg(long, env = "TLSDIAG_PROXY_PROTOCOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub proxy_protocol: bool,
 }
 
