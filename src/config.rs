@@ -209,6 +209,16 @@ pub struct Args {
     // Metrics: --metrics-addr, --asn-db, --asn-db-reload-interval, --metrics-top-networks.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+
+    // --- PROXY protocol (behind a TCP load balancer) ---
+    /// Every connection on every listener starts with a PROXY protocol header
+    /// (v1 or v2, detected) from a load balancer (HAProxy send-proxy[-v2], AWS
+    /// NLB, ...): the client's address comes from it, and a connection without
+    /// a valid header is closed. Reports then say that TCP facts (SYN, MSS,
+    /// TCP_INFO, read timings) are the balancer's and withhold what rests on
+    /// them. Off: a PROXY header is not trusted (it is just bytes).
+    #[arg(long, env = "TLSDIAG_PROXY_PROTOCOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub proxy_protocol: bool,
 }
 
 /// How log lines are written.
@@ -318,6 +328,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The metrics listener and per-network accounting.
     pub metrics: crate::metrics::MetricsSettings,
+    /// Connections arrive through a load balancer that sends a PROXY header.
+    pub proxy_protocol: bool,
 }
 
 /// Where and how long reports are kept.
@@ -517,6 +529,7 @@ impl Args {
                 secs(3600),
             )?,
             metrics: self.metrics.into_settings()?,
+            proxy_protocol: self.proxy_protocol,
         })
     }
 }
@@ -615,6 +628,7 @@ impl Config {
             instance_name: "test".to_owned(),
             shutdown_grace: Duration::from_secs(2),
             metrics: crate::metrics::MetricsSettings::default(),
+            proxy_protocol: false,
         }
     }
 }

@@ -220,6 +220,7 @@ impl Snapshot {
             icmp_probe: self.icmp_so_far(),
             first_request: Default::default(),
             seen_by: None,
+            balancer: None,
         })
     }
 }

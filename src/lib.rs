@@ -25,6 +25,7 @@
 //! | [`diagnose`] | findings from observations (pure) |
 //! | [`probe`] | stepped-size transfer probes: payload, `TCP_INFO` watcher, run model |
 //! | [`profile`] | what this server accepts, for "you offered X, we accept Y" |
+//! | [`proxy`] | the PROXY protocol header a load balancer sends first (`--proxy-protocol`): the client's address, and that the TCP facts are the balancer's |
 //! | [`recent`] | recent attempts and probe observations per client address, in memory, bounded |
 //! | [`icmp`] | our own ICMP "fragmentation needed" toward a stuck client, and its limits |
 //! | [`inflight`] | HTTPS connections whose attempt has not ended, readable while they hang |
@@ -50,6 +51,7 @@ pub mod metrics;
 pub mod pg;
 pub mod probe;
 pub mod profile;
+pub mod proxy;
 pub mod recent;
 pub mod report;
 pub mod reports;

@@ -242,6 +242,7 @@ mod tests {
             icmp_probe: None,
             first_request: Default::default(),
             seen_by: None,
+            balancer: None,
         })
     }
 

@@ -60,6 +60,7 @@ fn attempt(outcome: Outcome, peer: &str) -> TlsAttempt {
         icmp_probe: None,
         first_request: Default::default(),
         seen_by: None,
+        balancer: None,
     }
 }
 

@@ -75,6 +75,7 @@ fn app() -> (axum::Router, ConnectionContext) {
         icmp_probe: None,
         first_request: Default::default(),
         seen_by: None,
+        balancer: None,
     };
     let profile = ServerProfile {
         served_names: vec!["localhost".into()],

@@ -425,6 +425,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
         icmp_probe: None,
         first_request: Default::default(),
         seen_by: None,
+        balancer: None,
     };
     let _ = attempt.outcome.describe();
     let attempts = [Arc::new(attempt.clone())];
@@ -437,6 +438,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
             tls_check: None,
             syn: None,
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
+            via: None,
         },
         profile(),
     );

@@ -147,6 +147,7 @@ fn report(results: &ClientResults, ipv6: bool) {
             tls_check: results.tls_check.as_ref(),
             syn: None,
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
+            via: None,
         },
         profile(),
     );
@@ -170,6 +171,7 @@ fn report(results: &ClientResults, ipv6: bool) {
                 tls_check: control.tls_check.as_ref(),
                 syn: None,
                 how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
+                via: None,
             },
             profile(),
         );

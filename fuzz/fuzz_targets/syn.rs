@@ -91,6 +91,7 @@ fn render(s: &SynInfo) {
             tls_check: None,
             syn: Some(s),
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
+            via: None,
         },
         profile(),
     );

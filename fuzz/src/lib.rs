@@ -222,6 +222,7 @@ pub fn plain_report(ipv6: bool, syn: Option<SynInfo>, diagnosis: Diagnosis) -> C
             host: Some("203.0.113.1:8080".into()),
         },
         syn,
+        None,
         diagnosis,
         Vec::new(),
     );

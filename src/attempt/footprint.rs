@@ -28,6 +28,12 @@ pub fn of(a: &TlsAttempt) -> usize {
             // Its one message string, at most.
             serde_json::to_string(p).map_or(0, |s| s.len())
         })
+        + a.balancer.as_ref().map_or(0, |b| {
+            size_of::<super::Balancer>()
+                + b.via.balancer_syn.as_ref().map_or(0, |s| {
+                    s.options.capacity() * size_of::<crate::tcp::syn::TcpOption>()
+                })
+        })
         // The shared cell behind `after_handshake`.
         + 64
         // The first request's facts arrive after the attempt is stored:

@@ -92,6 +92,19 @@ pub struct TlsAttempt {
     /// several instances share attempts through `--database-url`.
     #[serde(skip)]
     pub seen_by: Option<std::sync::Arc<str>>,
+    /// Behind a load balancer (`--proxy-protocol`): `peer` is the client its
+    /// header named, and `syn`, `tcp`, `handshake_flight` and the ICMP test
+    /// are absent because the TCP connection was the balancer's; its own
+    /// facts are here, for showing only.
+    pub balancer: Option<Box<Balancer>>,
+}
+
+/// The load balancer an attempt came through, and its connection's facts.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Balancer {
+    pub via: crate::proxy::Via,
+    /// `TCP_INFO` of the balancer's connection when capture ended.
+    pub tcp_at_capture: Option<TcpInfo>,
 }
 
 /// An attempt's fingerprints, worked out the first time something reads

@@ -59,6 +59,10 @@ struct Meta {
     /// written before carry none.
     #[serde(default)]
     first_request: Option<crate::attempt::RequestFacts>,
+    /// Behind a load balancer (`--proxy-protocol`): whose TCP facts the
+    /// attempt does not have.
+    #[serde(default)]
+    balancer: Option<Box<crate::attempt::Balancer>>,
 }
 
 /// Why a stored row cannot be an attempt again.
@@ -98,6 +102,7 @@ impl StoredAttempt {
             after_handshake: a.after_handshake.get(),
             icmp_probe: a.icmp_probe.clone(),
             first_request: a.first_request.get().cloned(),
+            balancer: a.balancer.clone(),
         };
         Self {
             attempt_id: i64::try_from(a.id).unwrap_or(i64::MAX),
@@ -159,6 +164,7 @@ impl StoredAttempt {
                 .first_request
                 .map(crate::attempt::FirstRequest::known)
                 .unwrap_or_default(),
+            balancer: meta.balancer,
         })
     }
 }
@@ -229,6 +235,7 @@ mod tests {
             after_handshake: AfterHandshake::default(),
             icmp_probe: None,
             seen_by: None,
+            balancer: None,
             first_request: Default::default(),
         }
     }

@@ -6,6 +6,7 @@
 //! this connection that triggered it, and a clean connection yields nothing
 //! above `info`. The catalogue is in `docs/findings.md`.
 
+mod balancer_rules;
 mod client_traits;
 mod delivery_rules;
 mod finding;
@@ -21,6 +22,7 @@ mod user_agent;
 mod verdict;
 
 pub use crate::probe::TlsCheck;
+pub use balancer_rules::BEHIND_BALANCER;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
 pub use interception_rules::proxy_headers;
@@ -56,7 +58,11 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
     if let Some(request) = attempt.first_request.get() {
         out.extend(interception_rules::proxy_headers(request, true));
     }
-    out.extend(hello_rules::slow_arrival(&attempt.arrival));
+    match &attempt.balancer {
+        // How the hello was cut into reads is the balancer's doing.
+        Some(balancer) => out.push(balancer_rules::behind_balancer(&balancer.via)),
+        None => out.extend(hello_rules::slow_arrival(&attempt.arrival)),
+    }
     sort(&mut out);
     out
 }

@@ -204,7 +204,17 @@ fn hello_incomplete(
             "bytes the ClientHello announced",
             expected.map_or_else(|| "unknown".into(), thousands),
         );
-    if received > 0 {
+    if let Some(balancer) = &attempt.balancer {
+        // Its pieces are the balancer's segments, not the client's packets.
+        finding = finding.evidence(
+            "received through",
+            format!(
+                "a load balancer ({}): where the rest was lost, between you and it or in it, only \
+                 the balancer can tell",
+                balancer.via.balancer.ip().to_canonical()
+            ),
+        );
+    } else if received > 0 {
         finding = finding
             .evidence("first piece", format!("{} bytes", thousands(first_piece)))
             .evidence("pieces received", attempt.arrival.read_count.to_string());
@@ -308,6 +318,15 @@ fn not_tls(what: NotTlsKind, preview: &str) -> Finding {
             "A TLS connection must start with a ClientHello. This one started with another record \
              type, as if the client thought a session was already established: a proxy or client bug.",
             "Check for a proxy between the client and this server.",
+        ),
+        NotTlsKind::ProxyProtocol => (
+            "A PROXY protocol header was sent to a server not configured for it",
+            "The connection starts with a PROXY protocol header (this looks like one: \"PROXY \
+             ...\" or the binary v2 signature). A load balancer (HAProxy send-proxy, AWS NLB \
+             with proxy protocol, ...) is sending PROXY to a server not configured for it, so \
+             the header is not trusted and the TLS handshake cannot start.",
+            "Either start tlsdiag with --proxy-protocol (then every connection must carry the \
+             header), or turn PROXY protocol off on the load balancer.",
         ),
         NotTlsKind::Unknown => (
             "Something other than TLS was sent to the HTTPS port",

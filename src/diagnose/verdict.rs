@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::balancer_rules::BEHIND_BALANCER;
 use super::fixes::IpVersion;
 use super::{hello_ladder, path_rules, Finding, Severity};
 use crate::attempt::TlsAttempt;
@@ -36,6 +37,10 @@ pub struct Observations<'a> {
     pub syn: Option<&'a SynInfo>,
     /// What to run for a test with full-size packets (a command or URL).
     pub how_to_test: &'a str,
+    /// The load balancer the asking connection came through
+    /// (`--proxy-protocol`): then `syn` is `None` and no TCP fact is the
+    /// client's.
+    pub via: Option<&'a crate::proxy::Via>,
 }
 
 /// How the run came out, in one word.
@@ -151,15 +156,26 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
     }
     let up_broken = findings.iter().any(|f| UP_BROKEN.contains(&&*f.id));
     let down_broken = findings.iter().any(|f| DOWN_BROKEN.contains(&&*f.id));
+    // Behind a balancer no transfer can prove full-size packets (their sizes
+    // were the balancer's): one note says so instead of "untested" advice
+    // that could never be followed.
+    let via = o.via.or_else(|| {
+        o.attempts
+            .iter()
+            .find_map(|a| a.balancer.as_ref().map(|b| &b.via))
+    });
+    if let Some(via) = via {
+        add(super::balancer_rules::behind_balancer(via), &mut findings);
+    }
     // Untested directions matter only where nothing already shows them broken.
     let empty = ProbeRun::default();
     let run = o.run.unwrap_or(&empty);
-    if !down_broken {
+    if !down_broken && via.is_none() {
         if let Some(f) = path_rules::untested(run, Direction::Down, o.how_to_test) {
             add(f, &mut findings);
         }
     }
-    if !up_broken {
+    if !up_broken && via.is_none() {
         if let Some(f) = path_rules::untested(run, Direction::Up, o.how_to_test) {
             add(f, &mut findings);
         }
@@ -247,6 +263,14 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
         ),
         (None, None) => match (error, untested.as_slice()) {
             (Some(f), _) => (Status::Problem, format!("{}.", f.title)),
+            // Never an all-clear resting on the balancer's TCP facts.
+            (None, _) if findings.iter().any(|f| f.id == BEHIND_BALANCER) => (
+                Status::Inconclusive,
+                "Inconclusive: nothing failed, but this server is behind a load balancer, so its \
+                 TCP view (SYN, packet sizes, TCP_INFO) is the balancer's connection, not yours: \
+                 it cannot show whether full-size packets cross your path."
+                    .to_owned(),
+            ),
             // Transfers that failed at no particular size: nothing to name,
             // but not a path that worked either.
             (None, []) if findings.iter().any(|f| f.id.starts_with("path.loss-")) => {
@@ -393,6 +417,7 @@ mod tests {
             icmp_probe: None,
             first_request: Default::default(),
             seen_by: None,
+            balancer: None,
         })
     }
 
@@ -418,6 +443,7 @@ mod tests {
                 hello_ladder: &[],
                 tls_check: None,
                 syn: None,
+                via: None,
                 how_to_test: HOW,
             },
             &ServerProfile::default(),
@@ -437,6 +463,40 @@ mod tests {
         let d = diagnose_with(IpVersion::V4, &[], Some(&r));
         assert_eq!(d.status, Status::Clear, "{d:#?}");
         assert!(d.headline.starts_with("No problem found"));
+    }
+
+    #[test]
+    fn behind_a_load_balancer_a_clean_run_is_inconclusive_never_clear() {
+        let r = run(
+            ladder(Direction::Down, &CLEAN, None),
+            ladder(Direction::Up, &CLEAN, None),
+        );
+        let mut a = attempt(Outcome::Completed);
+        Arc::get_mut(&mut a).expect("sole owner").balancer =
+            Some(Box::new(crate::attempt::Balancer {
+                via: crate::proxy::Via {
+                    balancer: "10.0.0.5:40000".parse().expect("address"),
+                    version: 2,
+                    kind: crate::proxy::ViaKind::Proxied,
+                    destination: None,
+                    balancer_syn: None,
+                },
+                tcp_at_capture: None,
+            }));
+        let a_behind = a.clone();
+        let d = diagnose_with(IpVersion::V4, &[a], Some(&r));
+        assert_eq!(d.status, Status::Inconclusive, "{d:#?}");
+        assert!(d.headline.contains("load balancer"), "{}", d.headline);
+        assert!(ids(&d).contains(&BEHIND_BALANCER));
+        assert!(!ids(&d).iter().any(|id| id.starts_with("path.untested-")));
+        // A problem the client itself saw (its own transfers failing at a
+        // size) still is one.
+        let hole = run(
+            ladder(Direction::Down, &HOLE, None),
+            ladder(Direction::Up, &CLEAN, None),
+        );
+        let d = diagnose_with(IpVersion::V4, &[a_behind], Some(&hole));
+        assert_eq!(d.status, Status::Problem, "{d:#?}");
     }
 
     #[test]

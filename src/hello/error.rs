@@ -40,6 +40,9 @@ pub enum NotTlsKind {
     Sslv2Hello,
     /// A TLS record of a type other than handshake, e.g. application data or an alert.
     OtherTlsRecord,
+    /// A PROXY protocol header (v1 `PROXY ...` or the v2 signature): a load
+    /// balancer sending PROXY to a server not told to expect it.
+    ProxyProtocol,
     /// Anything else.
     Unknown,
 }
@@ -52,6 +55,7 @@ impl NotTlsKind {
             NotTlsKind::Ssh => "an SSH client connected to the HTTPS port",
             NotTlsKind::Sslv2Hello => "an SSL 2.0-format ClientHello",
             NotTlsKind::OtherTlsRecord => "a TLS record that is not a handshake",
+            NotTlsKind::ProxyProtocol => "a PROXY protocol header from a load balancer",
             NotTlsKind::Unknown => "bytes that are not TLS",
         }
     }

@@ -297,7 +297,12 @@ pub fn sniff(bytes: &[u8]) -> NotTlsKind {
         let n = bytes.len().min(pattern.len());
         n > 0 && bytes[..n] == pattern[..n]
     };
-    if is_prefix_of(b"PRI * HTTP/2.0") && bytes.len() >= 4 {
+    // Before the HTTP methods: "P" alone could be POST, "PRO" cannot.
+    if (is_prefix_of(b"PROXY ") && bytes.len() >= 3)
+        || (is_prefix_of(b"\r\n\r\n\0\r\nQUIT\n") && bytes.len() >= 4)
+    {
+        NotTlsKind::ProxyProtocol
+    } else if is_prefix_of(b"PRI * HTTP/2.0") && bytes.len() >= 4 {
         NotTlsKind::PlainHttp2
     } else if HTTP_METHODS.iter().any(|m| is_prefix_of(m)) {
         NotTlsKind::PlainHttp
@@ -514,6 +519,15 @@ mod tests {
         );
         assert_eq!(sniff(&[0x15, 0x03, 0x03]), NotTlsKind::OtherTlsRecord);
         assert_eq!(sniff(&[0x00, 0xff]), NotTlsKind::Unknown);
+        assert_eq!(
+            sniff(b"PROXY TCP4 198.51.100.7 203.0.113.1 51000 443\r\n"),
+            NotTlsKind::ProxyProtocol
+        );
+        assert_eq!(
+            sniff(b"\r\n\r\n\0\r\nQUIT\n\x21\x11"),
+            NotTlsKind::ProxyProtocol
+        );
+        assert_eq!(sniff(b"POST / HTTP/1.1"), NotTlsKind::PlainHttp);
     }
 
     #[test]

@@ -418,6 +418,7 @@ mod tests {
             after_handshake: Default::default(),
             icmp_probe: None,
             seen_by: None,
+            balancer: None,
             first_request: Default::default(),
         })
     }

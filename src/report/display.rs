@@ -71,6 +71,25 @@ impl ConnectionReport {
         if let Some(syn) = &self.syn {
             out.push(fact("Your SYN", syn_summary(syn)));
         }
+        if let Some(lb) = &self.load_balancer {
+            out.push(fact(
+                "Load balancer",
+                format!(
+                    "{} port {}, PROXY protocol v{} ({}): client address from its header",
+                    lb.address,
+                    lb.port,
+                    lb.proxy_version,
+                    match lb.kind {
+                        crate::proxy::ViaKind::Proxied => "client named",
+                        crate::proxy::ViaKind::HealthCheck => "LOCAL: health check",
+                        crate::proxy::ViaKind::Unnamed => "client not named",
+                    }
+                ),
+            ));
+            if let Some(syn) = &lb.syn {
+                out.push(fact("Balancer's SYN (not yours)", syn_summary(syn)));
+            }
+        }
         if let Some(ua) = &self.connection.http.user_agent {
             out.push(fact("User-Agent", ua.clone()));
         }

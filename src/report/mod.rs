@@ -50,6 +50,7 @@ use crate::diagnose::{Diagnosis, Finding, Severity, Status};
 use crate::fingerprint::Fingerprints;
 use crate::hello::wire::ProtocolVersion;
 use crate::hello::ClientHello;
+use crate::proxy::{Via, ViaKind};
 use crate::tcp::{SynInfo, TcpInfo};
 use crate::util::thousands;
 
@@ -71,6 +72,57 @@ pub struct HttpFacts {
 pub struct ClientView {
     pub address: String,
     pub port: u16,
+}
+
+/// The load balancer a connection came through (`--proxy-protocol`): the
+/// client address above is the one its PROXY header named, and the TCP facts
+/// here are the balancer's connection's, not the client's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BalancerView {
+    pub address: String,
+    pub port: u16,
+    pub proxy_version: u8,
+    pub kind: ViaKind,
+    /// Where the client connected, as the balancer reports it.
+    pub destination: Option<String>,
+    /// The sentence every view shows.
+    pub note: String,
+    /// The balancer's SYN (absent in a brief).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn: Option<SynInfo>,
+    /// The balancer's connection's `TCP_INFO` when capture ended (absent in a brief).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_at_capture: Option<TcpInfo>,
+}
+
+impl BalancerView {
+    pub fn of(via: &Via, tcp_at_capture: Option<TcpInfo>) -> Self {
+        Self {
+            address: via.balancer.ip().to_canonical().to_string(),
+            port: via.balancer.port(),
+            proxy_version: via.version,
+            kind: via.kind,
+            destination: via.destination.map(|d| d.to_string()),
+            note: via.note(),
+            syn: via.balancer_syn.clone(),
+            tcp_at_capture,
+        }
+    }
+
+    fn of_attempt(a: &TlsAttempt) -> Option<Self> {
+        a.balancer
+            .as_ref()
+            .map(|b| Self::of(&b.via, b.tcp_at_capture))
+    }
+
+    /// Without the balancer's SYN and `TCP_INFO`.
+    fn brief(self) -> Self {
+        Self {
+            syn: None,
+            tcp_at_capture: None,
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +330,9 @@ pub struct ConnectionReport {
     pub connection: ConnectionView,
     /// The client's SYN for this connection, when the kernel kept it.
     pub syn: Option<SynInfo>,
+    /// Behind a load balancer: which, and its connection's facts.
+    #[serde(default)]
+    pub load_balancer: Option<BalancerView>,
     pub tls: Option<TlsView>,
     pub findings: Vec<Finding>,
     /// This address's recent attempts on the HTTPS port, newest first.
@@ -339,6 +394,9 @@ pub struct AttemptView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request: Option<RequestFacts>,
     pub findings: Vec<Finding>,
+    /// Behind a load balancer: which (its SYN and `TCP_INFO` absent in a brief).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<BalancerView>,
 }
 
 /// Most reads an attempt's summary lists.
@@ -414,6 +472,7 @@ impl AttemptView {
             tls,
             first_request: attempt.first_request.get().cloned(),
             findings,
+            load_balancer: BalancerView::of_attempt(attempt),
         }
     }
 
@@ -430,6 +489,7 @@ impl AttemptView {
                 ..self.tls
             },
             findings: self.findings.into_iter().map(Finding::brief).collect(),
+            load_balancer: self.load_balancer.map(BalancerView::brief),
             ..self
         }
     }
@@ -515,6 +575,7 @@ impl ConnectionReport {
                 http,
             },
             syn: attempt.syn.clone(),
+            load_balancer: BalancerView::of_attempt(attempt),
             tls: Some(tls),
             findings: diagnosis.findings,
             recent_attempts,
@@ -529,6 +590,7 @@ impl ConnectionReport {
         peer: SocketAddr,
         http: HttpFacts,
         syn: Option<SynInfo>,
+        via: Option<&Via>,
         diagnosis: Diagnosis,
         recent_attempts: Vec<AttemptView>,
     ) -> Self {
@@ -550,6 +612,7 @@ impl ConnectionReport {
                 http,
             },
             syn,
+            load_balancer: via.map(|v| BalancerView::of(v, None)),
             tls: None,
             findings: diagnosis.findings,
             recent_attempts,

@@ -21,6 +21,9 @@ pub fn render(r: &ConnectionReport) -> String {
         WIDTH,
         "",
     ));
+    if let Some(lb) = &r.load_balancer {
+        out.push_str(&wrap(&printable(&lb.note), WIDTH, ""));
+    }
     if !r.connection.encrypted && r.recent_attempts.is_empty() {
         out.push_str(&wrap(
             "This request came over plain HTTP: it is not encrypted, so there is no TLS \
@@ -93,6 +96,14 @@ fn connection_text(out: &mut String, r: &ConnectionReport) {
     if let Some(tls) = &r.tls {
         section(out, "How the ClientHello arrived");
         out.push_str(&wrap(&tls.arrival_sentence(), WIDTH, "  "));
+        if r.load_balancer.is_some() {
+            out.push_str(&wrap(
+                "Through a load balancer: these reads are its segments and timing, not your \
+                 packets.",
+                WIDTH,
+                "  ",
+            ));
+        }
         for (i, read) in tls.arrival.reads.iter().enumerate().take(20) {
             let gap = read
                 .gap_ms

@@ -30,6 +30,8 @@ pub struct Counters {
     pub admitted: AtomicU64,
     pub shed: AtomicU64,
     pub refused: AtomicU64,
+    /// Closed for want of a valid PROXY header (`--proxy-protocol`).
+    pub proxy_rejected: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -75,6 +77,11 @@ impl Admission {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The listener's name, for logs.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Connections held now.

@@ -41,6 +41,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::certs::{self, reload::Hangup, Served, ServedCert};
 use crate::config::{CertSource, Config};
+use crate::proxy::{Peer, ProxyError, Via};
 use crate::reports::{ReportStore, SqliteReportStore};
 use crate::web::{self, AppState, TcpFacts};
 use activity::Activity;
@@ -168,6 +169,9 @@ impl Server {
             None => (sqlite_reports(&config), None, None),
         };
         let metrics = metrics_http::prepare(&config.metrics).await?;
+        if config.proxy_protocol {
+            tracing::info!("PROXY protocol on: every connection must start with a PROXY v1 or v2 header from the load balancer");
+        }
         let icmp = crate::icmp::Prober::open(config.icmp_mtu);
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
@@ -427,19 +431,92 @@ async fn keep_certificate(
 }
 
 /// The connection's SYN (read once, here), a `TCP_INFO` handle, and the MSS
-/// clamp of the listener it came in on.
-pub(crate) fn tcp_facts(socket: &Socket, mss_clamp: Option<u32>) -> TcpFacts {
-    let syn = crate::sys::saved_syn(socket.stream().as_fd())
-        .ok()
-        .filter(|bytes| !bytes.is_empty())
-        .and_then(|bytes| crate::tcp::syn::parse(&bytes).ok())
-        .map(Arc::new);
+/// clamp of the listener it came in on. Behind a load balancer (`behind`)
+/// there are none: the TCP connection is the balancer's, and nothing about
+/// the client may be judged from it (its SYN is in the connection's `Via`).
+pub(crate) fn tcp_facts(socket: &Socket, mss_clamp: Option<u32>, behind: bool) -> TcpFacts {
+    if behind {
+        return TcpFacts {
+            mss_clamp,
+            ..TcpFacts::default()
+        };
+    }
     TcpFacts {
-        syn,
+        syn: saved_syn(socket).map(Arc::new),
         handle: Some(socket.handle()),
         mss_clamp,
         our_mss_at_start: None,
     }
+}
+
+/// The SYN the kernel kept for this connection (readable once).
+fn saved_syn(socket: &Socket) -> Option<crate::tcp::SynInfo> {
+    crate::sys::saved_syn(socket.stream().as_fd())
+        .ok()
+        .filter(|bytes| !bytes.is_empty())
+        .and_then(|bytes| crate::tcp::syn::parse(&bytes).ok())
+}
+
+// --- PROXY protocol (`--proxy-protocol`) ---
+
+/// Reads the connection's PROXY header: who the client is, and the balancer.
+async fn proxied(
+    socket: &Socket,
+    balancer: SocketAddr,
+    shared: &Shared,
+) -> Result<Peer, ProxyError> {
+    let deadline = crate::proxy::HEADER_TIMEOUT.min(shared.config.hello_timeout);
+    let (header, _) = crate::proxy::read_header(socket.stream(), deadline).await?;
+    Ok(Peer {
+        client: header.source.unwrap_or(balancer),
+        via: Some(Arc::new(Via {
+            balancer,
+            version: header.version,
+            kind: header.kind,
+            destination: header.destination,
+            balancer_syn: saved_syn(socket),
+        })),
+    })
+}
+
+/// With `--proxy-protocol`: the header, then the connection's place under
+/// its client's address (it was admitted under the balancer's). `None`: the
+/// connection is to be closed (no valid header, shed, or no room).
+async fn admit_proxied(
+    socket: &Socket,
+    balancer: SocketAddr,
+    admission: &Arc<Admission>,
+    activity: &Arc<Activity>,
+    ticket: admission::Ticket,
+    shared: &Shared,
+) -> Option<(Peer, admission::Ticket)> {
+    let header = tokio::select! {
+        header = proxied(socket, balancer, shared) => header,
+        () = activity.shed_requested() => {
+            tracing::debug!(%balancer, "connection shed to make room while its PROXY header arrived");
+            return None;
+        }
+    };
+    let peer = match header {
+        Ok(peer) => peer,
+        Err(err) => {
+            admission
+                .counters
+                .proxy_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                listener = admission.name(), %balancer, reason = %err,
+                "connection closed: no valid PROXY header"
+            );
+            return None;
+        }
+    };
+    if peer.client.ip().to_canonical() == balancer.ip().to_canonical() {
+        return Some((peer, ticket));
+    }
+    drop(ticket);
+    let ticket = admission.admit(peer.client.ip(), activity.clone())?;
+    Some((peer, ticket))
 }
 
 /// Deletes expired reports now and every `purge_interval`.
@@ -492,7 +569,7 @@ async fn accept_loop<F, Fut>(
     live: tokio::sync::mpsc::Sender<()>,
     handle: F,
 ) where
-    F: Fn(Socket, SocketAddr, SocketAddr, Arc<Activity>, Arc<Shared>) -> Fut,
+    F: Fn(Socket, Peer, SocketAddr, Arc<Activity>, Arc<Shared>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut backoff = Duration::from_millis(5);
@@ -507,19 +584,31 @@ async fn accept_loop<F, Fut>(
                 let local = stream
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                // Boxed: `select!` below moves what it polls, and an unboxed
-                // connection future would be held twice in the task, for the
-                // connection's whole life.
-                let task = Box::pin(handle(
-                    Socket::new(stream),
-                    peer,
-                    local,
-                    activity.clone(),
-                    shared.clone(),
-                ));
+                let socket = Socket::new(stream);
+                let (shared, admission, handle) =
+                    (shared.clone(), admission.clone(), handle.clone());
                 let live = live.clone();
                 tokio::spawn(async move {
+                    // Held until the connection ends: shutdown waits for it.
                     let _live = live;
+                    let (who, ticket) = if shared.config.proxy_protocol {
+                        // Boxed: only connections behind a balancer pay for it.
+                        let admitted = Box::pin(admit_proxied(
+                            &socket, peer, &admission, &activity, ticket, &shared,
+                        ))
+                        .await;
+                        match admitted {
+                            Some(admitted) => admitted,
+                            None => return,
+                        }
+                    } else {
+                        (Peer::direct(peer), ticket)
+                    };
+                    // Boxed: `select!` below moves what it polls, and an unboxed
+                    // connection future would be held twice in the task, for the
+                    // connection's whole life.
+                    let task =
+                        Box::pin(handle(socket, who, local, activity.clone(), shared.clone()));
                     tokio::select! {
                         () = task => {}
                         () = activity.shed_requested() => {

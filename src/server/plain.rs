@@ -9,11 +9,12 @@ use std::sync::Arc;
 use super::activity::Activity;
 use super::socket::Socket;
 use super::Shared;
+use crate::proxy::Peer;
 use crate::web::ConnectionContext;
 
 pub(super) async fn serve(
     stream: Socket,
-    peer: SocketAddr,
+    peer: Peer,
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
@@ -26,7 +27,7 @@ pub(super) async fn serve(
 /// for a path test when HTTPS fails outright.
 pub(super) async fn serve_full_size(
     stream: Socket,
-    peer: SocketAddr,
+    peer: Peer,
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
@@ -36,14 +37,14 @@ pub(super) async fn serve_full_size(
 
 async fn serve_clamped(
     stream: Socket,
-    peer: SocketAddr,
+    peer: Peer,
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
     clamp: Option<u32>,
 ) {
     let _ = stream.stream().set_nodelay(true);
-    let mut tcp = super::tcp_facts(&stream, clamp);
+    let mut tcp = super::tcp_facts(&stream, clamp, peer.via.is_some());
     // What we announced, before anything this connection carries can teach
     // us a smaller path MTU: a probe upload's packets are only as large as this.
     tcp.our_mss_at_start = tcp
@@ -54,7 +55,11 @@ async fn serve_clamped(
         .filter(|&m| m > 0);
     super::http::serve(
         stream,
-        ConnectionContext::Plain { peer, local },
+        ConnectionContext::Plain {
+            peer: peer.client,
+            local,
+            via: peer.via,
+        },
         tcp,
         activity,
         &shared,

@@ -14,12 +14,14 @@ use super::activity::Activity;
 use super::socket::Socket;
 use super::Shared;
 use crate::attempt::{
-    self, AfterHandshake, Arrival, HandshakeError, Negotiated, Outcome, SentData, TlsAttempt,
+    self, AfterHandshake, Arrival, Balancer, HandshakeError, Negotiated, Outcome, SentData,
+    TlsAttempt,
 };
 use crate::capture::{self, CaptureEnd, PrefixedIo};
 use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::inflight::Stage;
+use crate::proxy::{Peer, Via};
 use crate::tcp::TcpHandle;
 use crate::web::ConnectionContext;
 
@@ -33,7 +35,7 @@ type TlsStream = tokio_rustls::server::TlsStream<PrefixedIo<Socket>>;
 /// idle keep-alive connection holds only the (much smaller) HTTP phase.
 pub(super) async fn serve(
     stream: Socket,
-    peer: SocketAddr,
+    peer: Peer,
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
@@ -60,7 +62,7 @@ struct Established {
 /// handshake completed.
 async fn establish(
     stream: Socket,
-    peer: SocketAddr,
+    who: Peer,
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: &Shared,
@@ -68,7 +70,10 @@ async fn establish(
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.stream().set_nodelay(true);
-    let tcp = super::tcp_facts(&stream, None);
+    let peer = who.client;
+    // Behind a balancer there are no TCP facts of the client's: no SYN, no
+    // `TCP_INFO` handle, hence no ICMP test and no stall signature.
+    let tcp = super::tcp_facts(&stream, None, who.via.is_some());
     let id = shared.next_id();
     // Visible to reports while it lasts; gone once the attempt is recorded.
     let pending = shared
@@ -88,6 +93,13 @@ async fn establish(
     // The kernel's view at the moment capture ended: for a stalled hello, the
     // out-of-order and retransmission counters are the black-hole signature.
     let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
+    // The balancer's, shown as such and judged by no rule.
+    let balancer = who.via.map(|via| {
+        Box::new(Balancer {
+            via: Via::clone(&via),
+            tcp_at_capture: stream.handle().info(),
+        })
+    });
 
     let complete = matches!(capture.end, CaptureEnd::Complete(_));
     let (tls, handshake_error) = if complete {
@@ -158,14 +170,24 @@ async fn establish(
         icmp_probe,
         first_request: Default::default(),
         seen_by: Some(shared.state.instance.clone()),
+        balancer,
     };
-    log(&record);
-    shared.state.metrics.attempt(&record);
+    // A balancer's health check (PROXY v2 LOCAL) that sent nothing more is
+    // the balancer probing the port, not a client's attempt.
+    let health_probe = record.balancer.as_ref().is_some_and(|b| {
+        b.via.kind == crate::proxy::ViaKind::HealthCheck && record.arrival.bytes == 0
+    });
     let record = Arc::new(record);
-    shared.state.attempts.record(record.clone());
-    if let Some(store) = &shared.state.shared_attempts {
-        // A queue push, never a wait: the writer task does the database work.
-        store.offer(&record);
+    if health_probe {
+        tracing::debug!(balancer = %record.peer, "load balancer health check (PROXY LOCAL), not recorded");
+    } else {
+        log(&record);
+        shared.state.metrics.attempt(&record);
+        shared.state.attempts.record(record.clone());
+        if let Some(store) = &shared.state.shared_attempts {
+            // A queue push, never a wait: the writer task does the database work.
+            store.offer(&record);
+        }
     }
     drop(pending);
 
@@ -267,20 +289,22 @@ fn log(a: &TlsAttempt) {
     };
     let sni = a.client_hello.as_ref().and_then(|h| h.sni()).unwrap_or("");
     let ja4 = a.fingerprints().map_or("", |f| f.ja4.as_str());
+    let balancer = a.balancer.as_ref().map(|b| b.via.balancer.to_string());
+    let balancer = balancer.as_deref().unwrap_or("");
     if a.succeeded() {
         // Debug, not info: a completed handshake is the common case, and a
         // line per handshake would cost a busy server more than the capture
         // itself. The attempt is in the store and the reports either way.
         tracing::debug!(
             target: "tlsdiag::attempt",
-            id = a.id, peer = %a.peer, %outcome, sni, ja4,
+            id = a.id, peer = %a.peer, balancer, %outcome, sni, ja4,
             hello_bytes = a.arrival.bytes, reads = a.arrival.read_count,
             "TLS attempt"
         );
     } else {
         tracing::warn!(
             target: "tlsdiag::attempt",
-            id = a.id, peer = %a.peer, %outcome, sni, ja4,
+            id = a.id, peer = %a.peer, balancer, %outcome, sni, ja4,
             bytes = a.arrival.bytes, reads = a.arrival.read_count,
             "TLS attempt failed"
         );

@@ -39,6 +39,7 @@ use crate::attempt::TlsAttempt;
 use crate::inflight::InFlight;
 use crate::probe::{Payload, ProbeObservation};
 use crate::profile::ServerProfile;
+use crate::proxy::Via;
 use crate::recent::{RecentStore, StoreLimits};
 use crate::reports::ReportStore;
 use crate::tcp::{SynInfo, TcpHandle};
@@ -50,7 +51,12 @@ pub enum ConnectionContext {
     /// Over TLS: everything captured about this connection's handshake.
     Tls(Arc<TlsAttempt>),
     /// Over plain HTTP.
-    Plain { peer: SocketAddr, local: SocketAddr },
+    Plain {
+        peer: SocketAddr,
+        local: SocketAddr,
+        /// The load balancer it came through (`--proxy-protocol`).
+        via: Option<Arc<Via>>,
+    },
 }
 
 /// What the kernel told us about the connection a request arrived on: its SYN,
@@ -69,10 +75,23 @@ pub struct TcpFacts {
 }
 
 impl ConnectionContext {
+    /// The client: from the PROXY header behind a load balancer, else the
+    /// TCP peer. Everything per address (attempts, limits, reports) is keyed
+    /// by it.
     pub fn peer(&self) -> SocketAddr {
         match self {
             ConnectionContext::Tls(attempt) => attempt.peer,
             ConnectionContext::Plain { peer, .. } => *peer,
+        }
+    }
+
+    /// The load balancer this connection came through, when it did: its
+    /// address, the PROXY header's version and kind. Its TCP facts are not
+    /// the client's.
+    pub fn via(&self) -> Option<&Via> {
+        match self {
+            ConnectionContext::Tls(attempt) => attempt.balancer.as_ref().map(|b| &b.via),
+            ConnectionContext::Plain { via, .. } => via.as_deref(),
         }
     }
 

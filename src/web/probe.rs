@@ -492,6 +492,7 @@ pub(super) async fn results(
             tls_check: results.tls_check.as_ref(),
             syn: tcp.syn.as_deref(),
             how_to_test: &how_to_test,
+            via: context.via(),
         },
         &state.profile(),
     );

@@ -155,6 +155,7 @@ pub(super) fn build(
             tls_check: None,
             syn: syn.as_ref(),
             how_to_test: &how_to_test,
+            via: context.via(),
         },
         &state.profile(),
     );
@@ -178,8 +179,8 @@ pub(super) fn build(
             }
             ConnectionReport::for_tls(attempt, http, diagnosis, recent)
         }
-        ConnectionContext::Plain { peer, .. } => {
-            ConnectionReport::for_plain(*peer, http, syn, diagnosis, recent)
+        ConnectionContext::Plain { peer, via, .. } => {
+            ConnectionReport::for_plain(*peer, http, syn, via.as_deref(), diagnosis, recent)
         }
     };
     report.shared_attempts = shared.view(state);
