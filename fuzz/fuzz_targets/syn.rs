@@ -77,7 +77,17 @@ fn check(data: &[u8], s: &SynInfo) {
 
     let json = serde_json::to_string(s).expect("SynInfo serializes");
     let back: SynInfo = serde_json::from_str(&json).expect("SynInfo reads back");
-    assert_eq!(&back, s);
+    assert_eq!(without_raw(&back), without_raw(s));
+    assert_eq!(&*s.raw, data, "the raw SYN is the bytes parsed");
+}
+
+/// The raw bytes stay out of JSON by design (a shared store keeps them beside
+/// it and parses them again): what reads back is everything parsed from them.
+fn without_raw(s: &SynInfo) -> SynInfo {
+    SynInfo {
+        raw: std::sync::Arc::from(&[][..]),
+        ..s.clone()
+    }
 }
 
 fn render(s: &SynInfo) {
@@ -99,5 +109,5 @@ fn render(s: &SynInfo) {
     let facts = report.connection_facts();
     assert!(facts.iter().any(|f| f.label == "Your SYN"));
     let back = render_and_read_back(&report);
-    assert_eq!(back.syn.as_ref(), Some(s));
+    assert_eq!(back.syn.as_ref().map(without_raw), Some(without_raw(s)));
 }
