@@ -10,11 +10,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -31,94 +31,57 @@ const TABLE: &str = "\
 // ---------------------------------------------------------------------------
 // The server process
 
-/// A tlsdiag process of its own; killed when dropped.
+/// The binary with its metrics listener on, and the directory its AS table
+/// lives in.
 struct Tlsdiag {
-    child: Child,
-    https_port: u16,
-    http: SocketAddr,
+    process: process::Tlsdiag,
     metrics: SocketAddr,
-    cert: std::path::PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    _table: tempfile::TempDir,
 }
 
 impl Tlsdiag {
-    fn start(dir: tempfile::TempDir, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+    fn start(table: tempfile::TempDir, args: &[&str]) -> Self {
+        let mut all = vec![
             // Dual-stack: IPv4 clients arrive as ::ffff:127.x, ::1 as itself.
-            .args(["--https-addr", "[::]:0", "--http-addr", "127.0.0.1:0"])
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .args(["--hello-timeout", "2s", "--handshake-timeout", "2s"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--certs-dir")
-            .arg(dir.path().join("certs"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (found, listening) = std::sync::mpsc::channel();
-        // Keeps draining the log so the process never blocks on a full pipe.
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let (log, found) = (log.clone(), found.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if line.contains("tlsdiag listening") {
-                        let _ = found.send(line.clone());
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let line = listening
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!("tlsdiag did not start:\n{}", log.lock().unwrap().join("\n"))
-            });
-        let field = |key: &str| -> String {
-            let rest = line
-                .split_once(&format!("{key}="))
-                .unwrap_or_else(|| panic!("no {key}= in {line}"))
-                .1;
-            rest.split_whitespace().next().unwrap().to_owned()
-        };
-        let https = field("https"); // https://[::]:PORT/
-        let https_port = https
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let addr_of =
-            |url: String| -> SocketAddr { url.split('/').nth(2).unwrap().parse().unwrap() };
+            "--https-addr",
+            "[::]:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--hello-timeout",
+            "2s",
+            "--handshake-timeout",
+            "2s",
+        ];
+        all.extend_from_slice(args);
+        let process = process::Tlsdiag::start(&all);
+        let metrics = process
+            .metrics
+            .unwrap_or_else(|| panic!("no metrics address logged:\n{}", process.log()));
         Self {
-            child,
-            https_port,
-            http: addr_of(field("http")),
-            metrics: addr_of(field("metrics")),
-            cert: dir.path().join("certs").join("localhost.pem"),
-            log,
-            _dir: dir,
+            process,
+            metrics,
+            _table: table,
         }
+    }
+
+    fn http(&self) -> SocketAddr {
+        self.process.http
+    }
+
+    fn cert(&self) -> &Path {
+        &self.process.cert
     }
 
     fn https_v4(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.https_port))
+        SocketAddr::from(([127, 0, 0, 1], self.process.https.port()))
     }
 
     fn https_v6(&self) -> SocketAddr {
-        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, self.https_port))
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, self.process.https.port()))
     }
 
     fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.process.log().contains(needle)
     }
 
     async fn scrape(&self) -> Scrape {
@@ -151,13 +114,6 @@ impl Tlsdiag {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Tlsdiag {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -482,7 +438,7 @@ async fn outcomes_are_counted_by_class_and_by_source_network() {
     }
     let (dir, table) = table_dir(TABLE);
     let server = Tlsdiag::start(dir, &["--asn-db", table.to_str().unwrap()]);
-    let trusting = client_config_trusting(&server.cert, &["http/1.1"]);
+    let trusting = client_config_trusting(server.cert(), &["http/1.1"]);
     let v4 = ip("127.0.0.1");
 
     // From 127.0.0.1 (AS64500): two completed handshakes, plain HTTP, an
@@ -506,7 +462,7 @@ async fn outcomes_are_counted_by_class_and_by_source_network() {
     // From 127.0.10.5, which the table lacks: plain HTTP.
     not_tls_from(ip("127.0.10.5"), server.https_v4()).await;
     // A path test posted over plain HTTP, saved as a report.
-    let answer = post_results(server.http).await;
+    let answer = post_results(server.http()).await;
     let status = answer["status"].as_str().unwrap().to_owned();
     assert!(answer["report_url"].is_string(), "{answer:#}");
 
@@ -786,7 +742,7 @@ async fn a_changed_table_is_reloaded_and_a_bad_one_keeps_the_old() {
         server.log_contains("AS table not reloaded")
             && server.log_contains("line 1: range_end is not an IP address"),
         "{}",
-        server.log.lock().unwrap().join("\n")
+        server.process.log()
     );
     not_tls_from(from, server.https_v4()).await;
     let s = server
@@ -862,4 +818,27 @@ fn the_example_alert_rules_pass_promtool() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[tokio::test]
+async fn connections_without_a_proxy_header_are_counted() {
+    let server = Tlsdiag::start(tempfile::tempdir().unwrap(), &["--proxy-protocol"]);
+    // A bare ClientHello and a plain GET, each where a PROXY header must come
+    // first: both closed, one on each listener.
+    let mut hello = connect_from(ip("127.0.0.1"), server.https_v4()).await;
+    tokio::io::AsyncWriteExt::write_all(&mut hello, &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 1, 0])
+        .await
+        .unwrap();
+    let mut get = connect_from(ip("127.0.0.1"), server.http()).await;
+    tokio::io::AsyncWriteExt::write_all(&mut get, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let name = "tlsdiag_connections_proxy_rejected_total";
+    let s = server
+        .scrape_until("both connections refused", |s| {
+            s.get(name, &[("listener", "https")]) == 1.0
+                && s.get(name, &[("listener", "http")]) == 1.0
+        })
+        .await;
+    assert_eq!(s.sum("tlsdiag_tls_attempts_total", &[]), 0.0, "{}", s.text);
 }

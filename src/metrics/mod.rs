@@ -64,6 +64,8 @@ pub struct ListenerStats {
     pub refused: u64,
     /// Older connections closed to make room for a new one.
     pub shed: u64,
+    /// Closed for want of a valid PROXY header (`--proxy-protocol`).
+    pub proxy_rejected: u64,
     pub open: u64,
 }
 
@@ -307,7 +309,7 @@ fn listener_families(listeners: &[ListenerStats]) -> Vec<MetricFamily> {
         return Vec::new();
     }
     type Pick = fn(&ListenerStats) -> u64;
-    let series: [(&str, &str, MetricType, Pick); 4] = [
+    let series: [(&str, &str, MetricType, Pick); 5] = [
         (
             "tlsdiag_connections_accepted_total",
             "Connections accepted from the kernel, by listener (admitted or refused).",
@@ -331,6 +333,12 @@ fn listener_families(listeners: &[ListenerStats]) -> Vec<MetricFamily> {
             "Connections closed on accept: a limit was reached and every held connection was busy.",
             MetricType::COUNTER,
             |l| l.refused,
+        ),
+        (
+            "tlsdiag_connections_proxy_rejected_total",
+            "Connections closed for want of a valid PROXY protocol header (--proxy-protocol).",
+            MetricType::COUNTER,
+            |l| l.proxy_rejected,
         ),
     ];
     series

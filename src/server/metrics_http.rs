@@ -156,6 +156,7 @@ fn listener_stats(shared: &Shared) -> Vec<ListenerStats> {
                 accepted: c.admitted.load(Relaxed) + refused,
                 refused,
                 shed: c.shed.load(Relaxed),
+                proxy_rejected: c.proxy_rejected.load(Relaxed),
                 open: admission.held() as u64,
             }
         })

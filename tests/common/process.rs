@@ -16,6 +16,8 @@ pub struct Tlsdiag {
     pub child: Child,
     pub https: SocketAddr,
     pub http: SocketAddr,
+    /// The metrics listener, when `--metrics-addr` turned it on.
+    pub metrics: Option<SocketAddr>,
     /// The generated certificate it serves, unless `--tls-cert` or ACME
     /// chose another.
     pub cert: PathBuf,
@@ -86,23 +88,22 @@ impl Tlsdiag {
             }
         };
         // Text (`https=https://…/`) and JSON (`"https":"https://…/"`) logs alike.
-        let addr = |field: &str| -> SocketAddr {
+        let addr = |field: &str, scheme: &str| -> Option<SocketAddr> {
             let (_, rest) = [
-                format!("{field}={field}://"),
-                format!("\"{field}\":\"{field}://"),
+                format!("{field}={scheme}://"),
+                format!("\"{field}\":\"{scheme}://"),
             ]
             .iter()
-            .find_map(|key| line.split_once(key.as_str()))
-            .unwrap_or_else(|| panic!("no {field} address in {line}"));
-            rest.split(['/', '"'])
-                .next()
-                .expect("address")
-                .parse()
-                .expect("socket address")
+            .find_map(|key| line.split_once(key.as_str()))?;
+            rest.split(['/', '"']).next()?.parse().ok()
+        };
+        let listener = |field: &str| {
+            addr(field, field).unwrap_or_else(|| panic!("no {field} address in {line}"))
         };
         Self {
-            https: addr("https"),
-            http: addr("http"),
+            https: listener("https"),
+            http: listener("http"),
+            metrics: addr("metrics", "http"),
             cert: certs.join("localhost.pem"),
             child,
             log,
