@@ -260,17 +260,9 @@ fn has_grease(hello: &ClientHello) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::fixture;
     use crate::diagnose::interceptors::identify;
     use crate::diagnose::user_agent::claim;
-    use crate::hello::parse_client_hello;
-
-    fn fixture(name: &str) -> ClientHello {
-        let path = format!(
-            "{}/tests/fixtures/hellos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        parse_client_hello(&std::fs::read(path).expect("fixture")).expect("parses")
-    }
 
     fn certain(ua: &str, hello: &ClientHello) -> Vec<&'static str> {
         let claim = claim(ua).expect("a known client");
@@ -285,7 +277,7 @@ mod tests {
 
     #[test]
     fn chromium_own_hello_matches_its_claim() {
-        let hello = fixture("chromium_pq.bin");
+        let hello = fixture("chromium_pq");
         assert_eq!(certain(HEADLESS, &hello), Vec::<&str>::new());
         let claim = claim(HEADLESS).unwrap();
         assert_eq!(mismatches(&claim, &hello, None), vec![]);
@@ -293,7 +285,7 @@ mod tests {
 
     #[test]
     fn mitmproxy_cannot_pass_for_chrome_or_curl() {
-        let hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let hello = fixture("mitmproxy_11_openssl_3_4");
         assert_eq!(
             certain(HEADLESS, &hello),
             ["GREASE", "cipher suites", "groups", "the whole ClientHello"]
@@ -315,7 +307,7 @@ mod tests {
 
     #[test]
     fn clients_that_can_be_set_up_like_mitmproxy_are_not_accused() {
-        let hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let hello = fixture("mitmproxy_11_openssl_3_4");
         for ua in [
             "Python-urllib/3.11",
             "python-requests/2.31.0",
@@ -330,11 +322,11 @@ mod tests {
     fn direct_tools_match_their_claims() {
         // curl as captured (OpenSSL 3), gnutls-cli and openssl s_client under
         // the names of the tools that are built on the same libraries.
-        assert!(certain("curl/7.88.1", &fixture("curl_openssl3.bin")).is_empty());
-        assert!(certain("Wget/1.21.3", &fixture("gnutls_cli.bin")).is_empty());
+        assert!(certain("curl/7.88.1", &fixture("curl_openssl3")).is_empty());
+        assert!(certain("Wget/1.21.3", &fixture("gnutls_cli")).is_empty());
         assert!(certain(
             "Python-urllib/3.11",
-            &fixture("openssl_s_client_tls13_default.bin")
+            &fixture("openssl_s_client_tls13_default")
         )
         .is_empty());
     }

@@ -289,15 +289,7 @@ fn common_name(issuer: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hello::parse_client_hello;
-
-    fn fixture(name: &str) -> ClientHello {
-        let path = format!(
-            "{}/tests/fixtures/hellos/{name}.bin",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        parse_client_hello(&std::fs::read(path).unwrap()).unwrap()
-    }
+    use crate::diagnose::fixture;
 
     #[test]
     fn explains_a_post_quantum_hello_needs_two_packets() {

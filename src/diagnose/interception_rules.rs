@@ -175,15 +175,7 @@ pub fn proxy_headers(facts: &RequestFacts, encrypted: bool) -> Option<Finding> {
 mod tests {
     use super::*;
     use crate::attempt::ProxyHeader;
-    use crate::hello::parse_client_hello;
-
-    fn fixture(name: &str) -> ClientHello {
-        let path = format!(
-            "{}/tests/fixtures/hellos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        parse_client_hello(&std::fs::read(path).expect("fixture")).expect("parses")
-    }
+    use crate::diagnose::fixture;
 
     fn facts(ua: &str, version: &str) -> RequestFacts {
         RequestFacts {
@@ -198,7 +190,7 @@ mod tests {
     #[test]
     fn mitmproxy_behind_chrome_is_named_with_each_mismatch() {
         let f = intercepted_hello(
-            &fixture("mitmproxy_11_openssl_3_4.bin"),
+            &fixture("mitmproxy_11_openssl_3_4"),
             &facts(HEADLESS, "HTTP/2"),
         )
         .expect("a finding");
@@ -238,7 +230,7 @@ mod tests {
     #[test]
     fn mitmproxy_behind_curl_is_named() {
         let f = intercepted_hello(
-            &fixture("mitmproxy_11_openssl_3_4.bin"),
+            &fixture("mitmproxy_11_openssl_3_4"),
             &facts("curl/7.88.1", "HTTP/2"),
         )
         .expect("a finding");
@@ -250,11 +242,11 @@ mod tests {
     #[test]
     fn direct_clients_get_no_finding() {
         for (hello, ua) in [
-            ("chromium_pq.bin", HEADLESS),
-            ("curl_openssl3.bin", "curl/7.88.1"),
-            ("gnutls_cli.bin", "Wget/1.21.3"),
-            ("openssl_s_client_tls13_default.bin", "Python-urllib/3.11"),
-            ("mitmproxy_11_openssl_3_4.bin", "Python-urllib/3.11"),
+            ("chromium_pq", HEADLESS),
+            ("curl_openssl3", "curl/7.88.1"),
+            ("gnutls_cli", "Wget/1.21.3"),
+            ("openssl_s_client_tls13_default", "Python-urllib/3.11"),
+            ("mitmproxy_11_openssl_3_4", "Python-urllib/3.11"),
         ] {
             assert!(
                 intercepted_hello(&fixture(hello), &facts(ua, "HTTP/1.1")).is_none(),
@@ -265,7 +257,7 @@ mod tests {
 
     #[test]
     fn an_unknown_or_missing_user_agent_claims_nothing() {
-        let hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let hello = fixture("mitmproxy_11_openssl_3_4");
         assert!(intercepted_hello(&hello, &facts("my-agent/1.0", "HTTP/1.1")).is_none());
         let none = RequestFacts {
             user_agent: None,
@@ -279,7 +271,7 @@ mod tests {
     fn a_hostile_user_agent_is_shown_escaped_and_cut() {
         let ua = format!("curl/8.0\u{1b}[31m{}", "x".repeat(400));
         let f = intercepted_hello(
-            &fixture("mitmproxy_11_openssl_3_4.bin"),
+            &fixture("mitmproxy_11_openssl_3_4"),
             &facts(&ua, "HTTP/1.1"),
         )
         .expect("a finding");

@@ -85,33 +85,24 @@ fn is_tls13_suite(suite: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hello::parse_client_hello;
-
-    fn fixture(name: &str) -> ClientHello {
-        let path = format!(
-            "{}/tests/fixtures/hellos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let bytes = std::fs::read(&path).expect("fixture");
-        parse_client_hello(&bytes).expect("parses")
-    }
+    use crate::diagnose::fixture;
 
     #[test]
     fn recognises_mitmproxy_from_its_capture() {
-        let hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let hello = fixture("mitmproxy_11_openssl_3_4");
         assert_eq!(identify(&hello).map(|i| i.name), Some("mitmproxy"));
     }
 
     #[test]
     fn names_no_interceptor_for_direct_clients() {
         for name in [
-            "chromium_pq.bin",
-            "curl_openssl3.bin",
-            "gnutls_cli.bin",
-            "openssl_s_client_tls13_default.bin",
-            "openssl_s_client_tls12_sni.bin",
-            "openssl_s_client_noservername.bin",
-            "openssl_s_client_tls1_legacy.bin",
+            "chromium_pq",
+            "curl_openssl3",
+            "gnutls_cli",
+            "openssl_s_client_tls13_default",
+            "openssl_s_client_tls12_sni",
+            "openssl_s_client_noservername",
+            "openssl_s_client_tls1_legacy",
         ] {
             assert!(identify(&fixture(name)).is_none(), "{name}");
         }
@@ -121,7 +112,7 @@ mod tests {
     fn the_same_list_with_post_handshake_auth_is_not_mitmproxy() {
         // curl with OpenSSL always asks for post-handshake authentication;
         // given mitmproxy's cipher list it still would.
-        let mut hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let mut hello = fixture("mitmproxy_11_openssl_3_4");
         hello.extensions.push(crate::hello::Extension {
             kind: ExtensionType::POST_HANDSHAKE_AUTH,
             length: 0,

@@ -71,3 +71,15 @@ pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 }
+
+/// A captured ClientHello from `tests/fixtures/hellos/` (`name` without
+/// `.bin`), parsed: the rules' tests run on real clients' bytes.
+#[cfg(test)]
+fn fixture(name: &str) -> crate::hello::ClientHello {
+    let path = format!(
+        "{}/tests/fixtures/hellos/{name}.bin",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    crate::hello::parse_client_hello(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

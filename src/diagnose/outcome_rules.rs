@@ -629,6 +629,7 @@ fn interceptor_rejected_certificate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::fixture;
     use crate::hello::wire::ProtocolVersion;
 
     #[test]
@@ -644,17 +645,9 @@ mod tests {
         assert!(f.title.contains("unknown_ca"));
     }
 
-    fn fixture(name: &str) -> ClientHello {
-        let path = format!(
-            "{}/tests/fixtures/hellos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        crate::hello::parse_client_hello(&std::fs::read(path).unwrap()).unwrap()
-    }
-
     #[test]
     fn a_browser_refusing_our_certificate_is_said_to_lack_the_trust_path() {
-        let hello = fixture("chromium_pq.bin");
+        let hello = fixture("chromium_pq");
         let f = client_alert(AlertDescription::BAD_CERTIFICATE, Some(&hello));
         assert_eq!(f.id, "tls.client-rejected-certificate");
         let who = f
@@ -667,7 +660,7 @@ mod tests {
             "{}",
             who.value
         );
-        let curl = fixture("curl_openssl3.bin");
+        let curl = fixture("curl_openssl3");
         let f = client_alert(AlertDescription::UNKNOWN_CA, Some(&curl));
         let who = f
             .evidence
@@ -683,7 +676,7 @@ mod tests {
 
     #[test]
     fn mitmproxy_refusing_our_certificate_is_named() {
-        let hello = fixture("mitmproxy_11_openssl_3_4.bin");
+        let hello = fixture("mitmproxy_11_openssl_3_4");
         let f = client_alert(AlertDescription::UNKNOWN_CA, Some(&hello));
         assert_eq!(f.id, "tls.interceptor-rejected-certificate");
         assert_eq!(
