@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 use tlsdiag::config::{Args, LogFormat};
 use tlsdiag::server::Server;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();

@@ -64,7 +64,7 @@ pub fn hello(h: &ClientHello) -> usize {
     let extensions = h.extensions.capacity() * size_of::<crate::hello::Extension>()
         + h.extensions
             .iter()
-            .map(|e| e.data.capacity() + decoded(&e.decoded))
+            .map(|e| decoded(&e.decoded))
             .sum::<usize>();
     records + suites + extensions + h.session_id.capacity() + h.compression_methods.capacity()
 }
@@ -127,7 +127,6 @@ mod tests {
         let empty = crate::hello::Extension {
             kind: crate::hello::wire::ExtensionType(0xff01),
             length: 0,
-            data: Vec::new(),
             decoded: ExtensionData::Empty,
         };
         big.extensions = vec![empty; 16_000];

@@ -116,7 +116,6 @@ mod tests {
         hello.extensions.push(crate::hello::Extension {
             kind: ExtensionType::POST_HANDSHAKE_AUTH,
             length: 0,
-            data: Vec::new(),
             decoded: crate::hello::ExtensionData::Empty,
         });
         assert!(identify(&hello).is_none());

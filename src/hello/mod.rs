@@ -66,7 +66,6 @@ pub fn parse_client_hello(bytes: &[u8]) -> Result<ClientHello, HelloError> {
             extensions.push(Extension {
                 kind,
                 length: data.len(),
-                data: data.to_vec(),
                 decoded: extensions::decode(kind, data),
             });
         }

@@ -36,15 +36,15 @@ pub struct ClientHello {
     pub extensions: Vec<Extension>,
 }
 
-/// One extension, raw and (where we know the type) decoded.
+/// One extension: its type, its length and (where we know the type) what it
+/// says. Its bytes are not copied: the attempt keeps the whole hello as it
+/// arrived, and a post-quantum key share alone is over a kilobyte.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Extension {
     #[serde(rename = "type")]
     pub kind: ExtensionType,
     /// Length of the extension body in bytes.
     pub length: usize,
-    #[serde(skip)]
-    pub data: Vec<u8>,
     pub decoded: ExtensionData,
 }
 

@@ -260,8 +260,6 @@ fn bounded_hello(h: &ClientHello) -> (ClientHello, bool) {
         .map(|e| crate::hello::Extension {
             kind: e.kind,
             length: e.length,
-            // Never serialized; the raw hello carries it.
-            data: Vec::new(),
             decoded: match &e.decoded {
                 D::ServerName { names } => D::ServerName {
                     names: l.inner(names),

@@ -283,6 +283,21 @@ fn plain_http_answer(local: SocketAddr) -> String {
 }
 
 fn log(a: &TlsAttempt) {
+    use tracing::Level;
+    let succeeded = a.succeeded();
+    // A completed handshake logs at debug: the common case, and a line per
+    // handshake would cost a busy server more than the capture itself (the
+    // attempt is in the store and the reports either way). The fields are
+    // worked out only when the line is written: JA4 alone is a hash of the
+    // whole hello.
+    let enabled = if succeeded {
+        tracing::enabled!(target: "tlsdiag::attempt", Level::DEBUG)
+    } else {
+        tracing::enabled!(target: "tlsdiag::attempt", Level::WARN)
+    };
+    if !enabled {
+        return;
+    }
     let outcome = match &a.outcome {
         Outcome::Completed => "completed".to_owned(),
         other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
@@ -291,10 +306,7 @@ fn log(a: &TlsAttempt) {
     let ja4 = a.fingerprints().map_or("", |f| f.ja4.as_str());
     let balancer = a.balancer.as_ref().map(|b| b.via.balancer.to_string());
     let balancer = balancer.as_deref().unwrap_or("");
-    if a.succeeded() {
-        // Debug, not info: a completed handshake is the common case, and a
-        // line per handshake would cost a busy server more than the capture
-        // itself. The attempt is in the store and the reports either way.
+    if succeeded {
         tracing::debug!(
             target: "tlsdiag::attempt",
             id = a.id, peer = %a.peer, balancer, %outcome, sni, ja4,

@@ -402,7 +402,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound })
         // Probe uploads enforce their own (larger) limit while streaming.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(Arc::new(state))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             csp,
@@ -420,7 +420,7 @@ pub fn router(state: AppState) -> Router {
 /// HTTP-01 validation (RFC 8555 §8.3): the key authorization for a token of
 /// an order under way, as plain text; 404 for any other token.
 async fn acme_challenge(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<([(header::HeaderName, HeaderValue); 1], String), AppError> {
     let answer = state.acme_tokens.get(&token).ok_or(AppError::NotFound)?;

@@ -41,7 +41,7 @@ struct ProbeConfig {
 }
 
 pub(super) async fn config(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, AppError> {
     let (context, _) = context(&request)?;
@@ -124,7 +124,7 @@ fn context(request: &Request) -> Result<(ConnectionContext, TcpFacts), AppError>
 
 /// `GET /probe/down/{bytes}`: exactly that many incompressible bytes.
 pub(super) async fn down(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(bytes): Path<String>,
     Query(query): Query<RunQuery>,
     request: Request,
@@ -200,7 +200,7 @@ struct UpAnswer {
 /// `POST /probe/up`: counts what arrives; a stall is recorded with the bytes
 /// that did.
 pub(super) async fn up(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<RunQuery>,
     request: Request,
 ) -> Result<Response, AppError> {
@@ -435,7 +435,7 @@ async fn save(state: &AppState, report: &RunReport) -> Result<String, &'static s
 
 /// `POST /api/v1/probe/results`.
 pub(super) async fn results(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     request: Request,
 ) -> Result<Response, AppError> {
@@ -563,7 +563,7 @@ pub(super) struct CheckQuery {
 /// `GET /check.sh[?case=LABEL]`: the curl harness, pointed at the server it
 /// came from and carrying support's case label.
 pub(super) async fn check_sh(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<CheckQuery>,
     request: Request,
 ) -> Result<Response, AppError> {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attempt::RequestFacts;
@@ -22,7 +23,7 @@ pub(super) struct FormatQuery {
 }
 
 pub(super) async fn connection(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<FormatQuery>,
     request: Request,
 ) -> Result<Response, AppError> {
@@ -33,7 +34,7 @@ pub(super) async fn connection(
 }
 
 pub(super) async fn connection_json(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, AppError> {
     let shared = super::observe::shared(&state, peer(&request)?.ip()).await;
@@ -51,7 +52,7 @@ pub(super) fn peer(request: &Request) -> Result<std::net::SocketAddr, AppError> 
 
 /// The caller's own recent HTTPS attempts, and nobody else's.
 pub(super) async fn attempts_json(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, AppError> {
     let context = request
@@ -69,7 +70,7 @@ pub(super) async fn attempts_json(
 /// logged read, the fingerprint strings (each list still capped, see
 /// `report::MAX_LISTED`). Another address's attempt is not found.
 pub(super) async fn attempt_json(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
     request: Request,
 ) -> Result<Response, AppError> {

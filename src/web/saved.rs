@@ -45,7 +45,7 @@ async fn load(state: &AppState, id: &str) -> Result<StoredReport, AppError> {
 
 /// `GET /api/v1/reports/{id}`: the stored JSON, exactly as saved.
 pub(super) async fn json(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let report = load(&state, &id).await?;
@@ -61,7 +61,7 @@ pub(super) async fn json(
 
 /// `GET /r/{id}`: the saved report as a page (or text for curl, JSON on request).
 pub(super) async fn page(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(query): Query<FormatQuery>,
     request: Request,
@@ -157,7 +157,7 @@ fn authorized(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
 
 /// `GET /admin[?label=]`: recent reports for the operator.
 pub(super) async fn admin(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<AdminQuery>,
     headers: HeaderMap,
     Extension(context): Extension<ConnectionContext>,
