@@ -97,9 +97,31 @@ fn put_u16(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&u16::try_from(v).unwrap().to_be_bytes());
 }
 
-/// The hello's handshake body, serialized back from the parsed model, with
-/// any padding extension replaced by one of `padding` bytes (if non-zero).
-fn body_of(hello: &ClientHello, padding: usize) -> Vec<u8> {
+/// The extensions of `raw` (a hello in one record, parsed as `hello`), each
+/// as its type and body: the parsed model keeps only their decoded forms.
+fn extension_bodies<'a>(hello: &ClientHello, raw: &'a [u8]) -> Vec<(u16, &'a [u8])> {
+    let start = 5 + 4 // record and handshake headers
+        + 2 + 32
+        + 1 + hello.session_id.len()
+        + 2 + 2 * hello.cipher_suites.len()
+        + 1 + hello.compression_methods.len()
+        + 2;
+    let mut list = &raw[start..];
+    let mut out = Vec::new();
+    while list.len() >= 4 {
+        let kind = u16::from_be_bytes([list[0], list[1]]);
+        let len = usize::from(u16::from_be_bytes([list[2], list[3]]));
+        out.push((kind, &list[4..4 + len]));
+        list = &list[4 + len..];
+    }
+    assert_eq!(out.len(), hello.extensions.len());
+    out
+}
+
+/// The hello's handshake body, serialized back from the parsed model and the
+/// raw hello's extension bodies, with any padding extension replaced by one
+/// of `padding` bytes (if non-zero).
+fn body_of(hello: &ClientHello, raw: &[u8], padding: usize) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&hello.legacy_version.0.to_be_bytes());
     out.extend_from_slice(&hello.random);
@@ -112,14 +134,13 @@ fn body_of(hello: &ClientHello, padding: usize) -> Vec<u8> {
     out.push(u8::try_from(hello.compression_methods.len()).unwrap());
     out.extend_from_slice(&hello.compression_methods);
     let mut extensions = Vec::new();
-    for ext in hello
-        .extensions
-        .iter()
-        .filter(|e| e.kind != ExtensionType::PADDING)
+    for (kind, data) in extension_bodies(hello, raw)
+        .into_iter()
+        .filter(|(kind, _)| *kind != ExtensionType::PADDING.0)
     {
-        extensions.extend_from_slice(&ext.kind.0.to_be_bytes());
-        put_u16(&mut extensions, ext.data.len());
-        extensions.extend_from_slice(&ext.data);
+        extensions.extend_from_slice(&kind.to_be_bytes());
+        put_u16(&mut extensions, data.len());
+        extensions.extend_from_slice(data);
     }
     if padding > 0 {
         extensions.extend_from_slice(&ExtensionType::PADDING.0.to_be_bytes());
@@ -147,12 +168,12 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 /// The Chromium hello grown with padding to about `target` bytes on the wire.
-fn synthetic(base: &ClientHello, target: usize) -> Vec<u8> {
-    let bare = frame(&body_of(base, 0)).len();
+fn synthetic(base: &ClientHello, raw: &[u8], target: usize) -> Vec<u8> {
+    let bare = frame(&body_of(base, raw, 0)).len();
     // 4 bytes of extension header, and 5 per record header beyond the first.
     let records = target.div_ceil(1 << 14);
     let padding = target - bare - 4 - 5 * (records - 1);
-    let wire = frame(&body_of(base, padding));
+    let wire = frame(&body_of(base, raw, padding));
     let parsed = hello::parse_client_hello(&wire).unwrap();
     assert_eq!(parsed.wire_length, wire.len());
     wire
@@ -212,9 +233,9 @@ fn main() {
     let hellos: Vec<(&str, Vec<u8>)> = vec![
         ("openssl s_client (real)", openssl.to_vec()),
         ("chromium + PQ (real)", chromium.to_vec()),
-        ("synthetic 8 KB", synthetic(&base, 8 * 1000)),
-        ("synthetic 16 KB", synthetic(&base, 16 * 1000)),
-        ("synthetic 64 KB", synthetic(&base, 64 * 1000)),
+        ("synthetic 8 KB", synthetic(&base, chromium, 8 * 1000)),
+        ("synthetic 16 KB", synthetic(&base, chromium, 16 * 1000)),
+        ("synthetic 64 KB", synthetic(&base, chromium, 64 * 1000)),
     ];
 
     let runtime = tokio::runtime::Builder::new_current_thread()
