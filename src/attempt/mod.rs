@@ -74,8 +74,9 @@ pub struct TlsAttempt {
     /// From accept to handshake completion (or failure).
     pub handshake_ms: Option<f64>,
     pub outcome: Outcome,
-    /// The client's SYN, when the kernel kept it.
-    pub syn: Option<SynInfo>,
+    /// The client's SYN, when the kernel kept it (shared with the
+    /// connection's own TCP facts).
+    pub syn: Option<std::sync::Arc<SynInfo>>,
     /// `TCP_INFO` when capture ended.
     pub tcp: Option<TcpInfo>,
     /// Our handshake flight when the handshake ended (completed, failed or

@@ -154,7 +154,7 @@ impl StoredAttempt {
             negotiated: meta.negotiated,
             handshake_ms: meta.handshake_ms,
             outcome: meta.outcome,
-            syn,
+            syn: syn.map(std::sync::Arc::new),
             tcp: meta.tcp,
             handshake_flight: meta.handshake_flight,
             after_handshake,
@@ -226,7 +226,9 @@ mod tests {
                 ended: StallEnd::Timeout,
                 out_of_order_segments: 1,
             },
-            syn: crate::tcp::syn::parse(&syn_bytes()).ok(),
+            syn: crate::tcp::syn::parse(&syn_bytes())
+                .ok()
+                .map(std::sync::Arc::new),
             tcp: Some(TcpInfo {
                 rcv_ooopack: 1,
                 ..TcpInfo::default()

@@ -17,7 +17,7 @@ fn sends_without_df(ip: IpVersion, syn: Option<&SynInfo>) -> bool {
 /// The test of a stuck ClientHello.
 pub(super) fn icmp_test(attempt: &TlsAttempt) -> Option<Finding> {
     let ip = IpVersion::of(attempt.peer.ip());
-    let df_off = sends_without_df(ip, attempt.syn.as_ref());
+    let df_off = sends_without_df(ip, attempt.syn.as_deref());
     of_probe(attempt.icmp_probe.as_ref()?, ip, df_off, "your ClientHello")
 }
 

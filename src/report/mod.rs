@@ -462,7 +462,7 @@ impl AttemptView {
         Self {
             id: attempt.id,
             instance: attempt.seen_by.as_deref().map(str::to_owned),
-            syn: attempt.syn.clone(),
+            syn: attempt.syn.as_deref().cloned(),
             started_at: attempt.started_at,
             succeeded: attempt.succeeded(),
             summary,
@@ -572,7 +572,7 @@ impl ConnectionReport {
                 encrypted: true,
                 http,
             },
-            syn: attempt.syn.clone(),
+            syn: attempt.syn.as_deref().cloned(),
             load_balancer: BalancerView::of_attempt(attempt),
             tls: Some(tls),
             findings: diagnosis.findings,

@@ -88,7 +88,7 @@ async fn establish(
         handle: tcp.handle.as_ref(),
         syn: tcp.syn.as_deref(),
     };
-    let (capture, icmp_probe) =
+    let (mut capture, icmp_probe) =
         super::rescue::capture_hello(&mut stream, connection, shared, &pending).await;
     // The kernel's view at the moment capture ended: for a stalled hello, the
     // out-of-order and retransmission counters are the black-hole signature.
@@ -102,9 +102,32 @@ async fn establish(
     });
 
     let complete = matches!(capture.end, CaptureEnd::Complete(_));
-    let (tls, handshake_error) = if complete {
+    let received = capture.bytes.len();
+    // What the attempt keeps: the hello as it arrived, or the first bytes of
+    // what did not become one.
+    let keep = match &capture.end {
+        CaptureEnd::Complete(hello) => hello.wire_length,
+        _ => attempt::KEPT_BYTES_OF_FAILED_ATTEMPT,
+    }
+    .min(received);
+    let mut captured = std::mem::take(&mut capture.bytes);
+    let judge = |raw: &[u8], handshake: Option<&HandshakeError>| {
+        attempt::classify(
+            &capture.end,
+            raw,
+            handshake,
+            &shared.state.profile(),
+            tcp_at_capture.as_ref(),
+        )
+    };
+    let (tls, outcome, raw, handshake_ms) = if complete {
+        // rustls replays the capture buffer itself; the record keeps its own
+        // copy of the hello, at the hello's size.
+        let raw = captured[..keep].to_vec();
         pending.pending().set_stage(Stage::Handshaking);
-        handshake(&capture.bytes, stream, shared).await
+        let (tls, error) = handshake(captured, stream, shared).await;
+        let handshake_ms = capture::ms(accepted.elapsed());
+        (tls, judge(&raw, error.as_ref()), raw, Some(handshake_ms))
     } else {
         if matches!(
             capture.end,
@@ -115,9 +138,13 @@ async fn establish(
             let _ = stream.write_all(plain_http_answer(local).as_bytes()).await;
             let _ = stream.shutdown().await;
         }
-        (None, None)
+        // Judged on everything received (a stalled hello's size), then kept
+        // within its bound and at its size, not the capture buffer's.
+        let outcome = judge(&captured, None);
+        captured.truncate(keep);
+        captured.shrink_to_fit();
+        (None, outcome, captured, None)
     };
-    let handshake_ms = complete.then(|| capture::ms(accepted.elapsed()));
     // Our flight as the handshake ended: for a client that went silent, how
     // much of our ServerHello and certificate it ever acknowledged.
     let handshake_flight = tcp
@@ -126,16 +153,9 @@ async fn establish(
         .filter(|_| complete)
         .and_then(|h| h.info())
         .map(|info| SentData::from_tcp(&info));
-    let outcome = attempt::classify(
-        &capture.end,
-        &capture.bytes,
-        handshake_error.as_ref(),
-        &shared.state.profile(),
-        tcp_at_capture.as_ref(),
-    );
     let negotiated = tls.as_ref().and_then(|tls| negotiated(tls.get_ref().1));
     let arrival = Arrival {
-        bytes: capture.bytes.len(),
+        bytes: received,
         read_count: capture.read_count(),
         reads: capture.reads,
         capture_ms: capture::ms(capture.elapsed),
@@ -144,13 +164,6 @@ async fn establish(
         CaptureEnd::Complete(hello) => Some(*hello),
         _ => None,
     };
-    let mut raw = capture.bytes;
-    let keep = hello
-        .as_ref()
-        .map_or(attempt::KEPT_BYTES_OF_FAILED_ATTEMPT, |h| h.wire_length);
-    raw.truncate(keep);
-    // Kept as long as the attempt: at its size, not the capture buffer's.
-    raw.shrink_to_fit();
     let record = TlsAttempt {
         id,
         peer,
@@ -163,7 +176,7 @@ async fn establish(
         negotiated,
         handshake_ms,
         outcome,
-        syn: tcp.syn.as_deref().cloned(),
+        syn: tcp.syn.clone(),
         tcp: tcp_at_capture,
         handshake_flight,
         after_handshake: AfterHandshake::default(),
@@ -204,11 +217,11 @@ async fn establish(
 
 /// Hands rustls the captured bytes, then the rest of the connection.
 async fn handshake(
-    captured: &[u8],
+    captured: Vec<u8>,
     stream: Socket,
     shared: &Shared,
 ) -> (Option<TlsStream>, Option<HandshakeError>) {
-    let io = PrefixedIo::new(captured.to_vec(), stream);
+    let io = PrefixedIo::new(captured, stream);
     match tokio::time::timeout(shared.config.handshake_timeout, shared.acceptor.accept(io)).await {
         Ok(Ok(tls)) => (Some(tls), None),
         Ok(Err(err)) => (None, Some(HandshakeError::from_io(&err))),
