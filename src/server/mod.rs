@@ -573,6 +573,12 @@ async fn accept_loop<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut backoff = Duration::from_millis(5);
+    // A listener bound to one address accepts only on that address: no
+    // system call per connection to ask which. A wildcard one must ask.
+    let bound = listener
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -581,9 +587,11 @@ async fn accept_loop<F, Fut>(
                 let Some(ticket) = admission.admit(peer.ip(), activity.clone()) else {
                     continue; // dropping the stream closes it
                 };
-                let local = stream
-                    .local_addr()
-                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let local = bound.unwrap_or_else(|| {
+                    stream
+                        .local_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+                });
                 let socket = Socket::new(stream);
                 let (shared, admission, handle) =
                     (shared.clone(), admission.clone(), handle.clone());
