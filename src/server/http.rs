@@ -23,11 +23,13 @@ use crate::web::{ConnectionContext, TcpFacts};
 
 // One list of settings for hyper's own builders and hyper-util's auto
 // builder, whose wrappers have the same methods but other types.
+// HTTP/1 runs without hyper's own header-read timer: the connection's
+// watchdog already ends a head that takes longer than `deadlines.head` (see
+// `activity`), and a second timer armed for every request head cost each
+// short connection a boxed sleep and a trip through the timer wheel.
 macro_rules! http1_settings {
-    ($builder:expr, $deadlines:expr) => {
-        $builder
-            .timer(TokioTimer::new())
-            .header_read_timeout($deadlines.head)
+    ($builder:expr) => {
+        $builder.header_read_timeout(None)
     };
 }
 
@@ -84,7 +86,7 @@ where
     let io = TokioIo::new(Watched::new(io, activity.clone()));
     let connection: Connection = match protocol {
         Protocol::H1 => Box::pin(Closable {
-            conn: http1(deadlines).serve_connection(io, service),
+            conn: http1().serve_connection(io, service),
             close: |conn| conn.graceful_shutdown(),
         }),
         Protocol::H2 => Box::pin(Closable {
@@ -98,7 +100,7 @@ where
                     // The auto connection borrows its builder: both live in
                     // this future, which therefore watches for shutdown itself.
                     let mut builder = auto::Builder::new(TokioExecutor::new());
-                    http1_settings!(builder.http1(), deadlines);
+                    http1_settings!(builder.http1());
                     http2_settings!(builder.http2(), deadlines);
                     let conn = builder.serve_connection(io, service);
                     tokio::pin!(conn);
@@ -162,9 +164,9 @@ enum Protocol {
     Either,
 }
 
-fn http1(deadlines: Deadlines) -> hyper::server::conn::http1::Builder {
+fn http1() -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    http1_settings!(builder, deadlines);
+    http1_settings!(builder);
     builder
 }
 
