@@ -39,15 +39,23 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, what: &str) {
+/// Waits for `service` to listen on `port`: `Err` if it exits first (a port
+/// handed out free may be taken again before it binds: by another test, or
+/// as some connection's ephemeral port) or takes longer than 20 s.
+fn wait_for_port(service: &mut Service, port: u16, what: &str) -> Result<(), String> {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{what} did not listen on port {port} within 20 s"
-        );
+        if let Ok(Some(status)) = service.0.try_wait() {
+            return Err(format!(
+                "{what} exited ({status}) before listening on port {port}"
+            ));
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err(format!("{what} did not listen on port {port} within 20 s"));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
 }
 
 /// pebble and its DNS, on loopback ports of their own, validating names
@@ -62,7 +70,21 @@ struct Pebble {
 }
 
 impl Pebble {
+    /// Starts pebble on fresh ports, again on others if a port was taken
+    /// before it could bind one (what pebble then said is in `pebble.log`).
     fn start(dir: &Path, http_port: u16, https_port: u16) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::try_start(dir, http_port, https_port) {
+                Ok(pebble) => return pebble,
+                Err(why) => failures.push(why),
+            }
+        }
+        let log = std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default();
+        panic!("pebble did not start in three tries: {failures:?}\npebble.log:\n{log}");
+    }
+
+    fn try_start(dir: &Path, http_port: u16, https_port: u16) -> Result<Self, String> {
         let dns_port = free_port();
         let dns = Service(
             Command::new("pebble-challtestsrv")
@@ -99,7 +121,7 @@ impl Pebble {
         let config_path = dir.join("pebble-config.json");
         std::fs::write(&config_path, config.to_string()).expect("write config");
         let log = std::fs::File::create(dir.join("pebble.log")).expect("log file");
-        let ca_process = Service(
+        let mut ca_process = Service(
             Command::new("pebble")
                 .arg("-config")
                 .arg(&config_path)
@@ -116,15 +138,15 @@ impl Pebble {
                 .spawn()
                 .expect("start pebble"),
         );
-        wait_for_port(api, "pebble");
-        wait_for_port(management, "pebble's management interface");
-        Self {
+        wait_for_port(&mut ca_process, api, "pebble")?;
+        wait_for_port(&mut ca_process, management, "pebble's management interface")?;
+        Ok(Self {
             _dns: dns,
             _ca: ca_process,
             directory: format!("https://127.0.0.1:{api}/dir"),
             management: SocketAddr::from(([127, 0, 0, 1], management)),
             https_ca,
-        }
+        })
     }
 
     /// A PEM document from pebble's management interface (`/roots/0`,
