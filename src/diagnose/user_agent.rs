@@ -71,68 +71,97 @@ impl fmt::Display for Claim {
 }
 
 /// The client a User-Agent claims to be, if it is one we know.
+///
+/// One pass over the string's `name/version` products (RFC 9110 §10.1.5;
+/// words inside comments count too, as some tools put theirs there): a
+/// report judges every recent attempt, so this runs many times per page.
 pub fn claim(user_agent: &str) -> Option<Claim> {
-    // iOS browsers run on Apple's stack whatever they call themselves.
-    for ios in ["CriOS/", "FxiOS/", "EdgiOS/", "OPiOS/"] {
-        if user_agent.contains(ios) {
-            return Some(Claim {
-                family: Family::Safari,
-                product: "Safari",
-                major: None,
-            });
+    let mut best: Option<(usize, &str)> = None;
+    let mut chrome_version = None;
+    let (mut ios, mut safari, mut safari_version) = (false, false, None);
+    let (mut httpx, mut aiohttp) = (false, false);
+    for word in user_agent.split([' ', '\t', '(', ')', ';', ',']) {
+        let Some((name, version)) = word.split_once('/') else {
+            continue;
+        };
+        match name {
+            // iOS browsers run on Apple's stack whatever they call themselves.
+            "CriOS" | "FxiOS" | "EdgiOS" | "OPiOS" => ios = true,
+            "Safari" => safari = true,
+            "Version" => safari_version = Some(version),
+            "python-httpx" => httpx = true,
+            "aiohttp" => aiohttp = true,
+            _ => {}
         }
-    }
-    let products: [(&str, Family, &'static str); 12] = [
-        ("Edg/", Family::Chromium, "Edge"),
-        ("OPR/", Family::Chromium, "Opera"),
-        ("HeadlessChrome/", Family::Chromium, "HeadlessChrome"),
-        ("Chrome/", Family::Chromium, "Chrome"),
-        ("Chromium/", Family::Chromium, "Chromium"),
-        ("Firefox/", Family::Firefox, "Firefox"),
-        ("curl/", Family::Curl, "curl"),
-        ("Wget/", Family::Wget, "Wget"),
-        ("Python-urllib/", Family::Python, "Python-urllib"),
-        ("python-requests/", Family::Python, "python-requests"),
-        ("Go-http-client/", Family::Go, "Go-http-client"),
-        ("node", Family::Node, "node"),
-    ];
-    for (token, family, product) in products {
-        if let Some(at) = user_agent.find(token) {
-            // Every Chromium product carries "Chrome/NNN"; its version is
-            // the engine's, which is what the traits depend on.
-            let major = match family {
-                Family::Chromium => version_after(user_agent, "Chrome/")
-                    .or_else(|| version_after(user_agent, token)),
-                _ => version_after(&user_agent[at..], token),
-            };
-            if family == Family::Node && !is_node(user_agent) {
-                continue;
+        if name == "Chrome" {
+            chrome_version = Some(version);
+        }
+        if let Some(rank) = PRODUCTS.iter().position(|(token, ..)| *token == name) {
+            if best.is_none_or(|(b, _)| rank < b) {
+                best = Some((rank, version));
             }
-            return Some(Claim {
-                family,
-                product,
-                major,
-            });
         }
     }
-    for (token, product) in [("python-httpx/", "python-httpx"), ("aiohttp/", "aiohttp")] {
-        if user_agent.contains(token) {
-            return Some(Claim {
-                family: Family::Python,
-                product,
-                major: None,
-            });
-        }
-    }
-    if user_agent.contains("Safari/") && user_agent.contains("Version/") {
+    if ios {
         return Some(Claim {
             family: Family::Safari,
             product: "Safari",
-            major: version_after(user_agent, "Version/"),
+            major: None,
         });
     }
-    None
+    if let Some((rank, version)) = best {
+        let (_, family, product) = PRODUCTS[rank];
+        // Every Chromium product carries "Chrome/NNN"; its version is the
+        // engine's, which is what the traits depend on.
+        let major = match family {
+            Family::Chromium => chrome_version
+                .and_then(major_version)
+                .or_else(|| major_version(version)),
+            _ => major_version(version),
+        };
+        return Some(Claim {
+            family,
+            product,
+            major,
+        });
+    }
+    if is_node(user_agent) {
+        return Some(Claim {
+            family: Family::Node,
+            product: "node",
+            major: None,
+        });
+    }
+    if httpx || aiohttp {
+        let product = if httpx { "python-httpx" } else { "aiohttp" };
+        return Some(Claim {
+            family: Family::Python,
+            product,
+            major: None,
+        });
+    }
+    (safari && safari_version.is_some()).then(|| Claim {
+        family: Family::Safari,
+        product: "Safari",
+        major: safari_version.and_then(major_version),
+    })
 }
+
+/// Products whose name alone says the client, most specific first: Edge and
+/// Opera also say "Chrome", and every Chromium also says "Safari".
+const PRODUCTS: [(&str, Family, &str); 11] = [
+    ("Edg", Family::Chromium, "Edge"),
+    ("OPR", Family::Chromium, "Opera"),
+    ("HeadlessChrome", Family::Chromium, "HeadlessChrome"),
+    ("Chrome", Family::Chromium, "Chrome"),
+    ("Chromium", Family::Chromium, "Chromium"),
+    ("Firefox", Family::Firefox, "Firefox"),
+    ("curl", Family::Curl, "curl"),
+    ("Wget", Family::Wget, "Wget"),
+    ("Python-urllib", Family::Python, "Python-urllib"),
+    ("python-requests", Family::Python, "python-requests"),
+    ("Go-http-client", Family::Go, "Go-http-client"),
+];
 
 /// Node's fetch says exactly `node` (undici says `undici`); a longer string
 /// that merely contains "node" is someone else.
@@ -140,12 +169,11 @@ fn is_node(user_agent: &str) -> bool {
     matches!(user_agent.trim(), "node" | "undici") || user_agent.starts_with("node/")
 }
 
-/// The major version number right after `token`, if any.
-fn version_after(text: &str, token: &str) -> Option<u32> {
-    let rest = &text[text.find(token)? + token.len()..];
-    let digits: &str = &rest[..rest
+/// The major version at the start of a product's version, if any.
+fn major_version(version: &str) -> Option<u32> {
+    let digits = &version[..version
         .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len())];
+        .unwrap_or(version.len())];
     digits.parse().ok()
 }
 
@@ -189,6 +217,18 @@ mod tests {
         );
         assert_eq!(c("node"), Some((Family::Node, "node", None)));
         assert_eq!(
+            c("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 OPR/115.0.0.0"),
+            Some((Family::Chromium, "Opera", Some(131)))
+        );
+        assert_eq!(
+            c("python-httpx/0.27.0"),
+            Some((Family::Python, "python-httpx", None))
+        );
+        assert_eq!(
+            c("Python/3.12 aiohttp/3.9.5"),
+            Some((Family::Python, "aiohttp", None))
+        );
+        assert_eq!(
             c("Go-http-client/2.0"),
             Some((Family::Go, "Go-http-client", Some(2)))
         );
@@ -199,6 +239,8 @@ mod tests {
         assert_eq!(c(""), None);
         assert_eq!(c("Mozilla/5.0 (compatible; Googlebot/2.1)"), None);
         assert_eq!(c("my-nodejs-crawler/1.0"), None);
+        // A product is a whole name, not a substring of another one.
+        assert_eq!(c("NotChrome/120.0 MyCurl/8.0"), None);
         assert_eq!(c("Chrome/"), Some((Family::Chromium, "Chrome", None)));
         assert_eq!(
             c("Chrome/99999999999999999999"),
