@@ -29,8 +29,48 @@ pub use interception_rules::proxy_headers;
 pub use user_agent::{claim, Claim, Family};
 pub use verdict::{diagnose, Diagnosis, Observations, Status};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::attempt::TlsAttempt;
 use crate::profile::ServerProfile;
+
+/// Each attempt's own findings, worked out once for a report that judges an
+/// attempt more than once (in its list of attempts and for its headline).
+///
+/// Keyed by the record's place in memory, not its id: ids are numbered per
+/// instance, and a report may hold another instance's attempts. The records
+/// are held (by the caller's lists) for as long as this lives, so no two of
+/// them share a place.
+#[derive(Debug, Default)]
+pub struct Judged(HashMap<usize, Vec<Finding>>);
+
+impl Judged {
+    /// The findings of each of `attempts`, once each.
+    pub fn of<'a>(
+        attempts: impl IntoIterator<Item = &'a Arc<TlsAttempt>>,
+        server: &ServerProfile,
+    ) -> Self {
+        let mut judged = HashMap::new();
+        for a in attempts {
+            judged.entry(key(a)).or_insert_with(|| attempt(a, server));
+        }
+        Self(judged)
+    }
+
+    pub fn get(&self, a: &Arc<TlsAttempt>) -> Option<&[Finding]> {
+        self.0.get(&key(a)).map(Vec::as_slice)
+    }
+
+    /// `a`'s findings, taken out when worked out already.
+    pub fn take(&mut self, a: &Arc<TlsAttempt>, server: &ServerProfile) -> Vec<Finding> {
+        self.0.remove(&key(a)).unwrap_or_else(|| attempt(a, server))
+    }
+}
+
+fn key(a: &Arc<TlsAttempt>) -> usize {
+    Arc::as_ptr(a) as usize
+}
 
 /// Findings about one attempt on the TLS port, most severe first.
 pub fn attempt(attempt: &TlsAttempt, server: &ServerProfile) -> Vec<Finding> {

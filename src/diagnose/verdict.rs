@@ -41,6 +41,9 @@ pub struct Observations<'a> {
     /// (`--proxy-protocol`): then `syn` is `None` and no TCP fact is the
     /// client's.
     pub via: Option<&'a crate::proxy::Via>,
+    /// The attempts' own findings, when the caller has worked them out
+    /// already; any attempt not in it is judged here.
+    pub judged: Option<&'a super::Judged>,
 }
 
 /// How the run came out, in one word.
@@ -138,10 +141,16 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
     }
     // Each failed attempt's own findings (newest first, each id once).
     for attempt in o.attempts {
-        for f in super::attempt(attempt, server) {
-            if f.severity > Severity::Info {
-                add(f, &mut findings);
+        let worked_out;
+        let own = match o.judged.and_then(|j| j.get(attempt)) {
+            Some(own) => own,
+            None => {
+                worked_out = super::attempt(attempt, server);
+                &worked_out
             }
+        };
+        for f in own.iter().filter(|f| f.severity > Severity::Info) {
+            add(f.clone(), &mut findings);
         }
     }
     if let Some(check) = o.tls_check {
@@ -445,6 +454,7 @@ mod tests {
                 syn: None,
                 via: None,
                 how_to_test: HOW,
+                judged: None,
             },
             &ServerProfile::default(),
         )

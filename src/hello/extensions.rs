@@ -164,7 +164,10 @@ fn decode_known(kind: ExtensionType, data: &[u8]) -> Result<ExtensionData, Malfo
             ExtensionData::Opaque
         }
     };
-    r.finish(field_name(kind))?;
+    // The field's name is looked up only for the error it would name.
+    if !r.is_empty() {
+        r.finish(field_name(kind))?;
+    }
     Ok(decoded)
 }
 

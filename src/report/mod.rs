@@ -627,12 +627,24 @@ impl ConnectionReport {
         self.findings.iter().map(|f| f.severity).max()
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|err| {
+    pub fn to_json(&self) -> Vec<u8> {
+        json_bytes(self).unwrap_or_else(|err| {
             // Only non-string map keys can fail here, and the view has none.
-            format!("{{\"error\": \"serializing report: {err}\"}}")
+            format!("{{\"error\": \"serializing report: {err}\"}}").into_bytes()
         })
     }
+}
+
+/// What a report's JSON is written into at first: its usual size (about
+/// 22 KB with a full list of attempts), so a report is written without the
+/// buffer growing and being copied on the way.
+const JSON_CAPACITY: usize = 32 * 1024;
+
+/// `value` as JSON, in a buffer sized for a report.
+pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(JSON_CAPACITY);
+    serde_json::to_writer(&mut body, value)?;
+    Ok(body)
 }
 
 fn client(peer: SocketAddr) -> ClientView {

@@ -493,6 +493,7 @@ pub(super) async fn results(
             syn: tcp.syn.as_deref(),
             how_to_test: &how_to_test,
             via: context.via(),
+            judged: None,
         },
         &state.profile(),
     );

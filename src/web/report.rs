@@ -89,7 +89,7 @@ pub(super) async fn attempt_json(
 }
 
 fn json_response<T: serde::Serialize>(value: &T) -> Result<Response, AppError> {
-    let body = serde_json::to_string(value).map_err(|e| AppError::Internal(e.to_string()))?;
+    let body = crate::report::json_bytes(value).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -130,9 +130,10 @@ pub(super) fn build(
         .ok_or(AppError::NoConnection)?;
     let http = http_facts(request);
     let peer = context.peer();
-    let recent = recent_attempts(state, peer, crate::report::MAX_RECENT_IN_REPORT, shared)
+    let profile = state.profile();
+    let listed: Vec<_> = super::observe::attempts(state, peer.ip(), state.attempts_ttl(), shared)
         .into_iter()
-        .map(AttemptView::brief)
+        .take(crate::report::MAX_RECENT_IN_REPORT)
         .collect();
     let syn = request
         .extensions()
@@ -145,6 +146,9 @@ pub(super) fn build(
             attempts.insert(0, own.clone());
         }
     }
+    // Most attempts are both listed and weighed for the headline: each is
+    // judged once.
+    let mut judged = diagnose::Judged::of(listed.iter().chain(&attempts), &profile);
     let how_to_test =
         super::observe::how_to_test(&super::plain_base(request, context, state.http_port));
     let mut diagnosis = diagnose::diagnose(
@@ -157,8 +161,9 @@ pub(super) fn build(
             syn: syn.as_ref(),
             how_to_test: &how_to_test,
             via: context.via(),
+            judged: Some(&judged),
         },
-        &state.profile(),
+        &profile,
     );
     // Headers a proxy added to this very request.
     let encrypted = matches!(context, ConnectionContext::Tls(_));
@@ -169,15 +174,25 @@ pub(super) fn build(
             diagnose::sort(&mut diagnosis.findings);
         }
     }
+    if let ConnectionContext::Tls(own) = context {
+        // This connection's own notes (SNI, hello size) complete its report;
+        // they do not change the headline.
+        let notes = match judged.get(own) {
+            Some(notes) => notes.to_vec(),
+            None => diagnose::attempt(own, &profile),
+        };
+        for f in notes {
+            if !diagnosis.findings.iter().any(|seen| seen.id == f.id) {
+                diagnosis.findings.push(f);
+            }
+        }
+    }
+    let recent = listed
+        .iter()
+        .map(|a| AttemptView::new(a, judged.take(a, &profile)).brief())
+        .collect();
     let mut report = match context {
         ConnectionContext::Tls(attempt) => {
-            // This connection's own notes (SNI, hello size) complete its report;
-            // they do not change the headline.
-            for f in diagnose::attempt(attempt, &state.profile()) {
-                if !diagnosis.findings.iter().any(|seen| seen.id == f.id) {
-                    diagnosis.findings.push(f);
-                }
-            }
             ConnectionReport::for_tls(attempt, http, diagnosis, recent)
         }
         ConnectionContext::Plain { peer, via, .. } => {
