@@ -7,7 +7,9 @@
 //! without MSS clamping still advertises 1,460 although the path carries less,
 //! which is how black holes start.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One TCP option, in the order sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -15,7 +17,42 @@ pub struct TcpOption {
     pub kind: u8,
     pub name: std::borrow::Cow<'static, str>,
     /// Decoded value where the option has one (MSS, window scale, timestamps).
-    pub value: Option<String>,
+    pub value: Option<OptionValue>,
+}
+
+/// An option's decoded value, kept as numbers (every connection's SYN is
+/// parsed, most are never shown) and written as text: `"1460"`,
+/// `"2130706433 0"` for timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionValue {
+    Number(u32),
+    Pair(u32, u32),
+}
+
+impl fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionValue::Number(n) => write!(f, "{n}"),
+            OptionValue::Pair(a, b) => write!(f, "{a} {b}"),
+        }
+    }
+}
+
+impl Serialize for OptionValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OptionValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let number = |t: &str| t.parse::<u32>().map_err(serde::de::Error::custom);
+        match text.split_once(' ') {
+            Some((a, b)) => Ok(OptionValue::Pair(number(a)?, number(b)?)),
+            None => Ok(OptionValue::Number(number(&text)?)),
+        }
+    }
 }
 
 /// What the SYN says.
@@ -98,8 +135,12 @@ pub fn parse(bytes: &[u8]) -> Result<SynInfo, SynError> {
     let sequence = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
     let options = parse_options(&tcp[20..data_offset]);
     let value_of = |kind: u8| options.iter().find(|o| o.kind == kind);
-    let mss = value_of(2).and_then(|o| o.value.as_deref()?.parse().ok());
-    let window_scale = value_of(3).and_then(|o| o.value.as_deref()?.parse().ok());
+    let number = |kind: u8| match value_of(kind)?.value? {
+        OptionValue::Number(n) => Some(n),
+        OptionValue::Pair(..) => None,
+    };
+    let mss = number(2).and_then(|n| u16::try_from(n).ok());
+    let window_scale = number(3).and_then(|n| u8::try_from(n).ok());
     let initial_ttl = [32u8, 64, 128, 255]
         .into_iter()
         .find(|t| *t >= ttl)
@@ -167,12 +208,13 @@ fn parse_options(mut bytes: &[u8]) -> Vec<TcpOption> {
         };
         let body = &bytes[..len];
         let value = match (kind, len) {
-            (2, 4) => Some(u16::from_be_bytes([body[2], body[3]]).to_string()),
-            (3, 3) => Some(body[2].to_string()),
-            (8, 10) => Some(format!(
-                "{} {}",
+            (2, 4) => Some(OptionValue::Number(u32::from(u16::from_be_bytes([
+                body[2], body[3],
+            ])))),
+            (3, 3) => Some(OptionValue::Number(u32::from(body[2]))),
+            (8, 10) => Some(OptionValue::Pair(
                 u32::from_be_bytes([body[2], body[3], body[4], body[5]]),
-                u32::from_be_bytes([body[6], body[7], body[8], body[9]])
+                u32::from_be_bytes([body[6], body[7], body[8], body[9]]),
             )),
             _ => None,
         };
@@ -244,6 +286,30 @@ mod tests {
             order,
             ["mss", "sack_permitted", "timestamps", "nop", "window_scale"]
         );
+    }
+
+    #[test]
+    fn option_values_are_written_as_tcpdump_shows_them_and_read_back() {
+        let syn = parse(&linux_syn_v4()).unwrap();
+        let json = serde_json::to_value(&syn.options).unwrap();
+        let values: Vec<_> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].clone())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                serde_json::json!("1460"),
+                serde_json::Value::Null,
+                serde_json::json!("1 0"),
+                serde_json::Value::Null,
+                serde_json::json!("7"),
+            ]
+        );
+        let back: Vec<TcpOption> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, syn.options);
     }
 
     #[test]
