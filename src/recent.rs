@@ -117,29 +117,38 @@ impl<T: Recorded> RecentStore<T> {
         let address = record.address().to_canonical();
         let id = record.id();
         let bytes = record.approx_bytes();
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let list = inner.by_address.entry(address).or_default();
-        list.push_back(Entry {
-            at: now,
-            record,
-            bytes,
-        });
-        inner.bytes += bytes;
-        inner.order.push_back((address, id));
-        if list.len() > self.limits.per_address {
-            if let Some(old) = list.pop_front() {
-                inner.bytes -= old.bytes;
+        let mut evicted = Vec::new();
+        {
+            let mut inner = self.lock();
+            let inner = &mut *inner;
+            let list = inner.by_address.entry(address).or_default();
+            list.push_back(Entry {
+                at: now,
+                record,
+                bytes,
+            });
+            inner.bytes += bytes;
+            inner.order.push_back((address, id));
+            if list.len() > self.limits.per_address {
+                if let Some(old) = list.pop_front() {
+                    inner.bytes -= old.bytes;
+                    evicted.push(old);
+                }
             }
-        }
-        let mut held: usize = list.iter().map(|e| e.bytes).sum();
-        while held > self.limits.per_address_bytes && list.len() > 1 {
-            if let Some(old) = list.pop_front() {
-                inner.bytes -= old.bytes;
-                held -= old.bytes;
+            let mut held: usize = list.iter().map(|e| e.bytes).sum();
+            while held > self.limits.per_address_bytes && list.len() > 1 {
+                if let Some(old) = list.pop_front() {
+                    inner.bytes -= old.bytes;
+                    held -= old.bytes;
+                    evicted.push(old);
+                }
             }
+            self.evict(inner, now, &mut evicted);
         }
-        self.evict(inner, now);
+        // Freed once the lock is released: a record's last reference frees
+        // dozens of buffers, and every other connection's attempt waits on
+        // this lock.
+        drop(evicted);
     }
 
     /// The address's records, newest first, expired ones left out.
@@ -149,13 +158,17 @@ impl<T: Recorded> RecentStore<T> {
 
     pub fn recent_at(&self, address: IpAddr, now: Instant) -> Vec<Arc<T>> {
         let address = address.to_canonical();
+        let mut evicted = Vec::new();
         let mut inner = self.lock();
-        self.evict(&mut inner, now);
-        inner
+        self.evict(&mut inner, now, &mut evicted);
+        let recent = inner
             .by_address
             .get(&address)
             .map(|list| list.iter().rev().map(|e| e.record.clone()).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        drop(inner);
+        drop(evicted);
+        recent
     }
 
     /// Total attempts held (for metrics and tests).
@@ -174,8 +187,9 @@ impl<T: Recorded> RecentStore<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops the oldest attempts while any limit is exceeded or they have expired.
-    fn evict(&self, inner: &mut Inner<T>, now: Instant) {
+    /// Takes out the oldest attempts while any limit is exceeded or they have
+    /// expired, into `evicted` (for the caller to free outside the lock).
+    fn evict(&self, inner: &mut Inner<T>, now: Instant, evicted: &mut Vec<Entry<T>>) {
         while let Some(&(address, id)) = inner.order.front() {
             let Some(list) = inner.by_address.get_mut(&address) else {
                 inner.order.pop_front();
@@ -199,6 +213,7 @@ impl<T: Recorded> RecentStore<T> {
             }
             if let Some(old) = list.pop_front() {
                 inner.bytes -= old.bytes;
+                evicted.push(old);
             }
             if list.is_empty() {
                 inner.by_address.remove(&address);
