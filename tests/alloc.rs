@@ -2,43 +2,21 @@
 //! number of allocations as streaming 64 KiB (a counting global allocator).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use hyper::body::Body;
 use tlsdiag::probe::{Payload, Progress};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod counting_alloc;
 
 /// Allocations made while draining a body of `len` bytes; returns (allocs, chunks).
 fn drain(payload: &Payload, len: u64) -> (usize, usize) {
     let progress = Arc::new(Progress::default());
     let mut body = payload.body(len, Some(progress));
     let mut cx = Context::from_waker(Waker::noop());
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     let mut chunks = 0;
     let mut total = 0u64;
     while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
@@ -46,7 +24,7 @@ fn drain(payload: &Payload, len: u64) -> (usize, usize) {
         total += frame.data_ref().map_or(0, |d| d.len() as u64);
         chunks += 1;
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let after = counting_alloc::allocations();
     assert_eq!(total, len);
     (after - before, chunks)
 }

@@ -1,39 +1,17 @@
 //! Counting an attempt for metrics allocates nothing: the counters and
 //! histograms are handles made at start, and the per-network event goes on a
-//! preallocated channel (a counting global allocator, as in tests/alloc.rs;
+//! preallocated channel (the counting global allocator of tests/counting_alloc;
 //! a binary of its own so no other test allocates meanwhile).
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tlsdiag::attempt::{Arrival, Outcome, StallEnd, TlsAttempt};
 use tlsdiag::hello::wire::AlertDescription;
 use tlsdiag::metrics::{feed, Metrics};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod counting_alloc;
 
 fn attempt(outcome: Outcome, peer: &str) -> TlsAttempt {
     TlsAttempt {
@@ -89,11 +67,11 @@ fn counting_an_attempt_allocates_nothing() {
     ];
     let mut counted_rounds = Vec::new();
     for round in 0..20 {
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = counting_alloc::allocations();
         for a in attempts.iter().cycle().take(300) {
             metrics.attempt(a);
         }
-        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        let after = counting_alloc::allocations();
         // Time for the accounting thread to drain the channel (its own
         // allocations, such as each network's labels the first time, count too).
         std::thread::sleep(Duration::from_millis(20));
