@@ -1,12 +1,14 @@
 //! Serves HTTP/1.1 and HTTP/2 (chosen by ALPN, or by preface on plain HTTP) on
 //! one established connection, handing every request the facts of the
 //! connection it arrived on, under the connection's deadlines: a watchdog ends
-//! it when a phase overruns (see `activity`) or when admission sheds it.
+//! it when a phase overruns (see `activity`) or when admission sheds it. On
+//! the HTTPS port the same timer samples what we sent, for the attempt's record.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use hyper::body::{Frame, SizeHint};
@@ -18,7 +20,8 @@ use tower::ServiceExt;
 
 use super::activity::{Activity, Deadlines, InFlight, Watched};
 use super::Shared;
-use crate::attempt::RequestFacts;
+use crate::attempt::{AfterHandshake, RequestFacts, SentData};
+use crate::tcp::TcpHandle;
 use crate::web::{ConnectionContext, TcpFacts};
 
 // One list of settings for hyper's own builders and hyper-util's auto
@@ -56,14 +59,39 @@ trait Graceful: Future<Output = Result<(), axum::BoxError>> + Send {
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
 
+/// How often, and for how long after HTTP begins, a followed connection's
+/// sending side is sampled. A stall shows within a second of becoming one;
+/// after the window only the final snapshot is taken, so a long-lived
+/// connection costs nothing more.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+const FOLLOW_FOR: Duration = Duration::from_secs(30);
+
+/// An attempt's record of what we sent after its handshake, kept up to date
+/// while the connection lives, so a response the client never receives is on
+/// record (and on the plain-HTTP report) while the connection still hangs.
+pub(super) struct Follow {
+    pub after: AfterHandshake,
+    pub handle: TcpHandle,
+}
+
+impl Follow {
+    fn sample(&self) {
+        if let Some(info) = self.handle.info() {
+            self.after.update(SentData::from_tcp(&info));
+        }
+    }
+}
+
 /// Serves HTTP on `io` until the peer leaves, a deadline passes, or admission
 /// sheds the connection. HTTP/2 when TLS negotiated `h2`, HTTP/1.1 for any
 /// other TLS connection (RFC 9113 §3.2: over TLS, HTTP/2 is only ever chosen
-/// by ALPN), and either, by its preface, on plain HTTP.
+/// by ALPN), and either, by its preface, on plain HTTP. With `follow`, what
+/// we send is sampled into the attempt's record, and once more at the end.
 pub(super) fn serve<IO>(
     io: IO,
     context: ConnectionContext,
     tcp: TcpFacts,
+    follow: Option<Follow>,
     activity: Arc<Activity>,
     shared: &Shared,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>
@@ -116,9 +144,12 @@ where
     };
     Box::pin(watch(
         connection,
-        activity,
-        deadlines,
-        peer,
+        Watch {
+            activity,
+            deadlines,
+            peer,
+            follow,
+        },
         shared.shutdown.clone(),
     ))
 }
@@ -227,43 +258,77 @@ fn service(
     })
 }
 
-/// Drives the connection under its watchdog: it ends when a phase overruns
-/// its deadline (see `activity`). When the server shuts down, the connection
-/// finishes the request in flight and closes.
-async fn watch(
-    mut connection: Connection,
+/// What [`watch`] keeps an eye on besides the connection itself.
+struct Watch {
     activity: Arc<Activity>,
     deadlines: Deadlines,
     peer: std::net::SocketAddr,
+    follow: Option<Follow>,
+}
+
+/// Drives the connection under its watchdog: it ends when a phase overruns
+/// its deadline (see `activity`). When the server shuts down, the connection
+/// finishes the request in flight and closes. One timer serves both the
+/// watchdog and the follow samples: the sooner of the two arms it, so a
+/// short connection registers a single timer for its whole HTTP phase.
+async fn watch(
+    mut connection: Connection,
+    watch: Watch,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let Watch {
+        activity,
+        deadlines,
+        peer,
+        follow,
+    } = watch;
+    let start = Instant::now();
     let mut closing = false;
-    let first_check = activity
-        .check(Instant::now(), &deadlines)
-        .unwrap_or_else(|_| Instant::now());
-    let watchdog = tokio::time::sleep_until(first_check);
-    tokio::pin!(watchdog);
+    let mut check_at = activity.check(start, &deadlines).unwrap_or(start);
+    let mut sample_at = follow.as_ref().map(|_| start + FOLLOW_EVERY);
+    let timer = tokio::time::sleep_until(sooner(check_at, sample_at));
+    tokio::pin!(timer);
     loop {
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!(%peer, error = %err, "HTTP connection ended with an error");
                 }
-                return;
+                break;
             }
             _ = shutdown.wait_for(|stopping| *stopping), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = watchdog.as_mut() => match activity.check(Instant::now(), &deadlines) {
-                Ok(next) => watchdog.as_mut().reset(next),
-                Err(overdue) => {
-                    tracing::debug!(%peer, reason = overdue.as_str(), "connection closed by its deadline");
-                    return;
+            () = timer.as_mut() => {
+                let now = Instant::now();
+                if let (Some(follow), Some(at)) = (&follow, sample_at) {
+                    if now >= at {
+                        follow.sample();
+                        sample_at = (now - start < FOLLOW_FOR).then(|| now + FOLLOW_EVERY);
+                    }
                 }
-            },
+                if now >= check_at {
+                    match activity.check(now, &deadlines) {
+                        Ok(next) => check_at = next,
+                        Err(overdue) => {
+                            tracing::debug!(%peer, reason = overdue.as_str(), "connection closed by its deadline");
+                            break;
+                        }
+                    }
+                }
+                timer.as_mut().reset(sooner(check_at, sample_at));
+            }
         }
     }
+    // The last word on what we sent, while the socket is still open.
+    if let Some(follow) = follow {
+        follow.sample();
+    }
+}
+
+fn sooner(at: Instant, other: Option<Instant>) -> Instant {
+    other.map_or(at, |other| other.min(at))
 }
 
 /// A response body that keeps its request in flight until it is done (sent,

@@ -61,6 +61,7 @@ async fn serve_clamped(
             via: peer.via,
         },
         tcp,
+        None,
         activity,
         &shared,
     )

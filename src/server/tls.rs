@@ -5,12 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::activity::Activity;
+use super::http::Follow;
 use super::socket::Socket;
 use super::Shared;
 use crate::attempt::{
@@ -22,7 +23,6 @@ use crate::hello::error::{HelloError, NotTlsKind};
 use crate::hello::wire::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::inflight::Stage;
 use crate::proxy::{Peer, Via};
-use crate::tcp::TcpHandle;
 use crate::web::ConnectionContext;
 
 /// The TLS stream rustls hands back, over the replayed capture.
@@ -40,23 +40,14 @@ pub(super) async fn serve(
     activity: Arc<Activity>,
     shared: Arc<Shared>,
 ) {
-    let established = Box::pin(establish(stream, peer, local, activity, &shared)).await;
-    if let Some(Established {
-        http,
-        after,
-        handle,
-    }) = established
-    {
-        follow(http, after, handle).await;
+    let http = Box::pin(establish(stream, peer, local, activity, &shared)).await;
+    if let Some(http) = http {
+        http.await;
     }
 }
 
-/// A completed handshake: its HTTP, ready to run, and what `follow` samples.
-struct Established {
-    http: Pin<Box<dyn Future<Output = ()> + Send>>,
-    after: AfterHandshake,
-    handle: Option<TcpHandle>,
-}
+/// A completed handshake's HTTP, ready to run.
+type Http = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Capture → handshake → record; the HTTP phase to run next, if the
 /// handshake completed.
@@ -66,7 +57,7 @@ async fn establish(
     local: SocketAddr,
     activity: Arc<Activity>,
     shared: &Shared,
-) -> Option<Established> {
+) -> Option<Http> {
     let accepted = Instant::now();
     let started_at = SystemTime::now();
     let _ = stream.stream().set_nodelay(true);
@@ -76,10 +67,12 @@ async fn establish(
     let tcp = super::tcp_facts(&stream, None, who.via.is_some());
     let id = shared.next_id();
     // Visible to reports while it lasts; gone once the attempt is recorded.
-    let pending = shared
-        .state
-        .inflight
-        .register(id, peer, local, tcp.handle.clone());
+    let pending = shared.state.inflight.register(
+        id,
+        (peer, local),
+        tcp.handle.clone(),
+        (accepted, started_at),
+    );
     let mut stream = stream;
     let connection = super::rescue::Connection {
         accepted,
@@ -205,14 +198,15 @@ async fn establish(
     drop(pending);
 
     let tls = tls?;
-    let after = record.after_handshake.clone();
-    let handle = tcp.handle.clone();
-    let http = super::http::serve(tls, ConnectionContext::Tls(record), tcp, activity, shared);
-    Some(Established {
-        http,
-        after,
+    // Behind a balancer there is no handle of the client's, and nothing to follow.
+    let follow = tcp.handle.clone().map(|handle| Follow {
+        after: record.after_handshake.clone(),
         handle,
-    })
+    });
+    let context = ConnectionContext::Tls(record);
+    Some(super::http::serve(
+        tls, context, tcp, follow, activity, shared,
+    ))
 }
 
 /// Hands rustls the captured bytes, then the rest of the connection.
@@ -226,44 +220,6 @@ async fn handshake(
         Ok(Ok(tls)) => (Some(tls), None),
         Ok(Err(err)) => (None, Some(HandshakeError::from_io(&err))),
         Err(_) => (None, Some(HandshakeError::Timeout)),
-    }
-}
-
-/// How often, and for how long after the handshake, the connection's sending
-/// side is sampled. A stall shows within a second of becoming one; after the
-/// window only the final snapshot is taken, so a long-lived connection costs
-/// nothing more.
-const FOLLOW_EVERY: Duration = Duration::from_secs(1);
-const FOLLOW_FOR: Duration = Duration::from_secs(30);
-
-/// Runs the connection's HTTP while keeping its attempt's record of what we
-/// sent up to date, so a response the client never receives is on record
-/// (and on the plain-HTTP report) while the connection still hangs.
-async fn follow(
-    mut http: Pin<Box<dyn Future<Output = ()> + Send>>,
-    after: AfterHandshake,
-    handle: Option<TcpHandle>,
-) {
-    let Some(handle) = handle else {
-        return http.await;
-    };
-    let start = Instant::now();
-    // A plain timer in the task's own state, re-armed: no allocation.
-    let tick = tokio::time::sleep_until(start + FOLLOW_EVERY);
-    tokio::pin!(tick);
-    loop {
-        tokio::select! {
-            () = http.as_mut() => break,
-            () = tick.as_mut(), if start.elapsed() < FOLLOW_FOR => {
-                tick.as_mut().reset(Instant::now() + FOLLOW_EVERY);
-                if let Some(info) = handle.info() {
-                    after.update(SentData::from_tcp(&info));
-                }
-            }
-        }
-    }
-    if let Some(info) = handle.info() {
-        after.update(SentData::from_tcp(&info));
     }
 }
 
