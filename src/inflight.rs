@@ -260,19 +260,20 @@ impl Drop for Registration<'_> {
 }
 
 impl InFlight {
+    /// `started` and `started_at` are the connection's accept, on both clocks.
     pub fn register(
         &self,
         id: u64,
-        peer: SocketAddr,
-        local: SocketAddr,
+        (peer, local): (SocketAddr, SocketAddr),
         handle: Option<TcpHandle>,
+        (started, started_at): (Instant, SystemTime),
     ) -> Registration<'_> {
         let pending = Arc::new(Pending {
             id,
             peer,
             local,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
+            started,
+            started_at,
             handle,
             stage: AtomicU8::new(Stage::ReadingHello as u8),
             received: AtomicU64::new(0),
@@ -322,11 +323,12 @@ mod tests {
     fn an_entry_lives_as_long_as_its_registration() {
         let registry = InFlight::default();
         let local = SocketAddr::from(([127, 0, 0, 1], 8443));
-        let a = registry.register(1, addr(2), local, None);
+        let now = (Instant::now(), SystemTime::now());
+        let a = registry.register(1, (addr(2), local), None, now);
         a.pending().set_progress(1460, 1460, Some(1981));
         {
-            let _b = registry.register(2, addr(2), local, None);
-            let _other = registry.register(3, addr(3), local, None);
+            let _b = registry.register(2, (addr(2), local), None, now);
+            let _other = registry.register(3, (addr(3), local), None, now);
             let shown = registry.snapshots(addr(2).ip());
             assert_eq!(shown.iter().map(|s| s.id).collect::<Vec<_>>(), [2, 1]);
         }

@@ -102,11 +102,13 @@ fn set_tcp_option(fd: BorrowedFd<'_>, option: libc::c_int, value: libc::c_int) -
     }
 }
 
-/// The saved SYN headers of an accepted connection (empty if none was saved).
-/// The kernel hands them out once.
+/// Reads the saved SYN headers of an accepted connection (empty if none was
+/// saved) into a buffer on the stack, and hands them to `read`: every
+/// connection does this, and the headers are parsed, not kept. The kernel
+/// hands them out once.
 #[cfg(target_os = "linux")]
-pub fn saved_syn(conn: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; SAVED_SYN_MAX];
+pub fn saved_syn<R>(conn: BorrowedFd<'_>, read: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    let mut buf = [0u8; SAVED_SYN_MAX];
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: `buf` has `len` writable bytes; the kernel writes at most `len` and
     // stores the written length back into `len`.
@@ -122,8 +124,7 @@ pub fn saved_syn(conn: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    buf.truncate(len as usize);
-    Ok(buf)
+    Ok(read(&buf[..(len as usize).min(SAVED_SYN_MAX)]))
 }
 
 /// The connection's `struct tcp_info`.
@@ -205,7 +206,7 @@ pub fn set_max_segment(_: BorrowedFd<'_>, _: u32) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn saved_syn(_: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+pub fn saved_syn<R>(_: BorrowedFd<'_>, _: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "TCP_SAVED_SYN is Linux-only",

@@ -451,10 +451,13 @@ pub(crate) fn tcp_facts(socket: &Socket, mss_clamp: Option<u32>, behind: bool) -
 
 /// The SYN the kernel kept for this connection (readable once).
 fn saved_syn(socket: &Socket) -> Option<crate::tcp::SynInfo> {
-    crate::sys::saved_syn(socket.stream().as_fd())
-        .ok()
-        .filter(|bytes| !bytes.is_empty())
-        .and_then(|bytes| crate::tcp::syn::parse(&bytes).ok())
+    crate::sys::saved_syn(socket.stream().as_fd(), |bytes| {
+        (!bytes.is_empty())
+            .then(|| crate::tcp::syn::parse(bytes).ok())
+            .flatten()
+    })
+    .ok()
+    .flatten()
 }
 
 // --- PROXY protocol (`--proxy-protocol`) ---
