@@ -41,6 +41,7 @@ pub use display::{CipherRow, ExtensionRow, Fact};
 pub use run::{ProbeSection, RunReport, RUN_SCHEMA_VERSION};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -375,8 +376,9 @@ pub struct AttemptView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// Absent in a [brief](Self::brief), and when the kernel kept no SYN.
+    /// Shared with the attempt's own: a brief drops it without a copy made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub syn: Option<SynInfo>,
+    pub syn: Option<Arc<SynInfo>>,
     #[serde(
         serialize_with = "crate::util::rfc3339",
         deserialize_with = "crate::util::parse_rfc3339"
@@ -462,7 +464,7 @@ impl AttemptView {
         Self {
             id: attempt.id,
             instance: attempt.seen_by.as_deref().map(str::to_owned),
-            syn: attempt.syn.as_deref().cloned(),
+            syn: attempt.syn.clone(),
             started_at: attempt.started_at,
             succeeded: attempt.succeeded(),
             summary,

@@ -71,6 +71,35 @@ pub(super) fn attempts(
     within: Duration,
     shared: &Shared,
 ) -> Vec<Arc<TlsAttempt>> {
+    seen(state, ip, within, shared).attempts
+}
+
+/// An address's attempts as read once, for lists over shorter windows.
+pub(super) struct Seen {
+    /// Those still in flight first, then the recorded ones, newest first.
+    attempts: Vec<Arc<TlsAttempt>>,
+    in_flight: usize,
+}
+
+impl Seen {
+    /// Those that started within `window` of `now`; a connection still stuck
+    /// counts however long it has waited.
+    pub fn within(
+        &self,
+        now: SystemTime,
+        window: Duration,
+    ) -> impl Iterator<Item = Arc<TlsAttempt>> + '_ {
+        let cutoff = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.attempts
+            .iter()
+            .enumerate()
+            .filter(move |(i, a)| *i < self.in_flight || a.started_at >= cutoff)
+            .map(|(_, a)| a.clone())
+    }
+}
+
+/// As [`attempts`], kept for [`Seen::within`].
+pub(super) fn seen(state: &AppState, ip: IpAddr, within: Duration, shared: &Shared) -> Seen {
     let cutoff = SystemTime::now()
         .checked_sub(within)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -84,6 +113,7 @@ pub(super) fn attempts(
             Arc::new(a)
         })
         .collect();
+    let in_flight = out.len();
     let mut recorded: Vec<Arc<TlsAttempt>> = state.attempts.recent(ip);
     if let Shared::Read(others) = shared {
         recorded.extend(others.iter().cloned());
@@ -91,7 +121,10 @@ pub(super) fn attempts(
         recorded.sort_by_key(|a| std::cmp::Reverse(a.started_at));
     }
     out.extend(recorded.into_iter().filter(|a| a.started_at >= cutoff));
-    out
+    Seen {
+        attempts: out,
+        in_flight,
+    }
 }
 
 /// What to run for a test with full-size packets in both directions.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::negotiate::{negotiate, Format};
 use super::{AppError, AppState, ConnectionContext, TcpFacts};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::attempt::RequestFacts;
 use crate::diagnose::{self, IpVersion, Observations};
@@ -131,15 +131,20 @@ pub(super) fn build(
     let http = http_facts(request);
     let peer = context.peer();
     let profile = state.profile();
-    let listed: Vec<_> = super::observe::attempts(state, peer.ip(), state.attempts_ttl(), shared)
-        .into_iter()
+    // One read of the store and the in-flight registry for both lists: the
+    // listed window and the headline's.
+    let ttl = state.attempts_ttl();
+    let seen = super::observe::seen(state, peer.ip(), ttl.max(HEADLINE_WINDOW), shared);
+    let now = SystemTime::now();
+    let listed: Vec<_> = seen
+        .within(now, ttl)
         .take(crate::report::MAX_RECENT_IN_REPORT)
         .collect();
+    let mut attempts: Vec<_> = seen.within(now, HEADLINE_WINDOW).collect();
     let syn = request
         .extensions()
         .get::<TcpFacts>()
         .and_then(|t| t.syn.as_deref().cloned());
-    let mut attempts = super::observe::attempts(state, peer.ip(), HEADLINE_WINDOW, shared);
     if let ConnectionContext::Tls(own) = context {
         // This very connection always counts, recorded yet or not.
         if !attempts.iter().any(|a| a.id == own.id) {
