@@ -48,7 +48,7 @@ fn hostile_hello() -> Vec<u8> {
     wire
 }
 
-fn app() -> (axum::Router, ConnectionContext) {
+fn app() -> (tlsdiag::web::App, ConnectionContext) {
     let raw = hostile_hello();
     let hello = parse_client_hello(&raw).expect("hostile hello parses");
     let attempt = TlsAttempt {
@@ -143,4 +143,23 @@ async fn json_carries_the_values_verbatim() {
         .map(|f| f["id"].as_str().unwrap())
         .collect();
     assert!(findings.contains(&"tls.sni-not-served"), "{findings:?}");
+}
+
+/// Every answer, a page or a 404 from the fallback, carries the headers that
+/// keep a report page from being framed, sniffed or leaking its unguessable
+/// address to another site through Referer.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    for path in ["/", "/healthz", "/no-such-page"] {
+        let (app, context) = app();
+        let mut request = Request::get(path).body(Body::empty()).unwrap();
+        request.extensions_mut().insert(context);
+        let response = app.oneshot(request).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+    }
 }

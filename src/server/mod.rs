@@ -52,7 +52,7 @@ use std::os::fd::AsFd;
 pub(crate) struct Shared {
     pub config: Config,
     pub acceptor: TlsAcceptor,
-    pub app: axum::Router,
+    pub app: web::App,
     pub state: AppState,
     pub admission: Listeners,
     next_id: AtomicU64,

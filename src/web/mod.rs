@@ -32,8 +32,9 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::cors::AllowOrigin;
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 
 use crate::attempt::TlsAttempt;
 use crate::inflight::InFlight;
@@ -370,7 +371,16 @@ fn same_host(origin: &HeaderValue, request: &axum::http::request::Parts) -> bool
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The application as served: the routes inside the headers every answer
+/// carries. The header layers wrap the router once; through `Router::layer`
+/// each of them would box every route again, and every request would pay
+/// one boxed clone per layer.
+pub type App = SetResponseHeader<
+    SetResponseHeader<SetResponseHeader<Router, HeaderValue>, HeaderValue>,
+    HeaderValue,
+>;
+
+pub fn router(state: AppState) -> App {
     // The plain-HTTP page tries HTTPS and runs its transfers on the HTTPS
     // port: another origin, but the same host. Only pages of this host (any
     // port or scheme) may read the answers, so no other site can read a
@@ -385,7 +395,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/connection", get(report::connection_json))
         .layer(cors);
     let csp = csp(state.https_port);
-    Router::new()
+    let routes = Router::new()
         .route("/", get(report::connection))
         .route("/api/v1/attempts", get(report::attempts_json))
         .route("/api/v1/attempts/{id}", get(report::attempt_json))
@@ -402,19 +412,21 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound })
         // Probe uploads enforce their own (larger) limit while streaming.
         .layer(DefaultBodyLimit::disable())
-        .with_state(Arc::new(state))
+        .with_state(Arc::new(state));
+    ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            csp,
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
         .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            header::CONTENT_SECURITY_POLICY,
+            csp,
         ))
+        .service(routes)
 }
 
 /// HTTP-01 validation (RFC 8555 §8.3): the key authorization for a token of
