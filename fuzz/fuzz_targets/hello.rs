@@ -391,7 +391,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
             version: ProtocolVersion::TLS_1_3,
             cipher_suite: CipherSuite(0x1301),
             key_exchange_group: Some(NamedGroup(0x11ec)),
-            alpn: h.alpn().first().map(|p| p.name.clone()),
+            alpn: h.alpn().first().map(|p| p.name().into_owned()),
         }),
         _ => None,
     };

@@ -73,10 +73,7 @@ fn decoded(d: &ExtensionData) -> usize {
     use crate::hello::model::{KeyShareEntry, Protocol, ServerName};
     use crate::hello::wire::{NamedGroup, ProtocolVersion, SignatureScheme};
     let protocols = |p: &Vec<Protocol>| {
-        p.capacity() * size_of::<Protocol>()
-            + p.iter()
-                .map(|p| p.name.capacity() + p.raw.capacity())
-                .sum::<usize>()
+        p.capacity() * size_of::<Protocol>() + p.iter().map(|p| p.raw.capacity()).sum::<usize>()
     };
     match d {
         ExtensionData::ServerName { names } => {

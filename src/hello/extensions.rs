@@ -47,10 +47,7 @@ fn decode_known(kind: ExtensionType, data: &[u8]) -> Result<ExtensionData, Malfo
         ExtensionType::SUPPORTED_GROUPS => ExtensionData::SupportedGroups {
             groups: r
                 .vec16("supported_groups")?
-                .u16_list("supported_groups")?
-                .into_iter()
-                .map(NamedGroup)
-                .collect(),
+                .u16_list("supported_groups", NamedGroup)?,
         },
         ExtensionType::EC_POINT_FORMATS => ExtensionData::EcPointFormats {
             formats: r.vec8("ec_point_formats")?.rest().to_vec(),
@@ -59,19 +56,13 @@ fn decode_known(kind: ExtensionType, data: &[u8]) -> Result<ExtensionData, Malfo
             ExtensionData::SignatureAlgorithms {
                 schemes: r
                     .vec16("signature_algorithms")?
-                    .u16_list("signature_algorithms")?
-                    .into_iter()
-                    .map(SignatureScheme)
-                    .collect(),
+                    .u16_list("signature_algorithms", SignatureScheme)?,
             }
         }
         ExtensionType::SUPPORTED_VERSIONS => ExtensionData::SupportedVersions {
             versions: r
                 .vec8("supported_versions")?
-                .u16_list("supported_versions")?
-                .into_iter()
-                .map(ProtocolVersion)
-                .collect(),
+                .u16_list("supported_versions", ProtocolVersion)?,
         },
         ExtensionType::KEY_SHARE => {
             let mut list = r.vec16("key_share client_shares")?;
@@ -152,7 +143,7 @@ fn decode_known(kind: ExtensionType, data: &[u8]) -> Result<ExtensionData, Malfo
         ExtensionType::COMPRESS_CERTIFICATE => ExtensionData::CompressCertificate {
             algorithms: r
                 .vec8("compress_certificate algorithms")?
-                .u16_list("compress_certificate algorithms")?,
+                .u16_list("compress_certificate algorithms", |v| v)?,
         },
         // RFC 8449 §4
         ExtensionType::RECORD_SIZE_LIMIT => ExtensionData::RecordSizeLimit {

@@ -48,18 +48,19 @@ pub fn parse_client_hello(bytes: &[u8]) -> Result<ClientHello, HelloError> {
     if session_id.len() > 32 {
         return Err(Malformed::new("legacy_session_id", "longer than 32 bytes").into());
     }
-    let cipher_suites: Vec<CipherSuite> = r
+    let cipher_suites = r
         .vec16("cipher_suites")?
-        .u16_list("cipher_suites")?
-        .into_iter()
-        .map(CipherSuite)
-        .collect();
+        .u16_list("cipher_suites", CipherSuite)?;
     let compression_methods = r.vec8("legacy_compression_methods")?.rest().to_vec();
 
     // Hellos from before RFC 4366 may end here, with no extensions block.
     let mut extensions = Vec::new();
     if !r.is_empty() {
         let mut list = r.vec16("extensions")?;
+        // Counted first, so the list is allocated once at its size: a
+        // browser's hello has sixteen or more, which growing would copy
+        // three times over.
+        extensions.reserve_exact(count_extensions(list.clone()));
         while !list.is_empty() {
             let kind = ExtensionType(list.u16("extension type")?);
             let data = list.vec16("extension data")?.rest();
@@ -83,6 +84,19 @@ pub fn parse_client_hello(bytes: &[u8]) -> Result<ClientHello, HelloError> {
         compression_methods,
         extensions,
     })
+}
+
+/// How many extensions `list` holds, as far as their headers can be
+/// followed (the parse that comes after names whatever is wrong).
+fn count_extensions(mut list: Reader<'_>) -> usize {
+    let mut count = 0;
+    while !list.is_empty()
+        && list.u16("extension type").is_ok()
+        && list.vec16("extension data").is_ok()
+    {
+        count += 1;
+    }
+    count
 }
 
 #[cfg(test)]

@@ -122,20 +122,30 @@ pub struct ServerName {
     pub name: String,
 }
 
-/// An ALPN / ALPS protocol id: raw bytes and a lossy string for display.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An ALPN / ALPS protocol id, as the raw bytes the client sent; shown (and
+/// serialized as `{"name": ...}`) as lossy UTF-8, worked out when shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protocol {
-    pub name: String,
-    #[serde(skip)]
     pub raw: Vec<u8>,
 }
 
 impl Protocol {
     pub(crate) fn from_raw(raw: &[u8]) -> Self {
-        Self {
-            name: String::from_utf8_lossy(raw).into_owned(),
-            raw: raw.to_vec(),
-        }
+        Self { raw: raw.to_vec() }
+    }
+
+    /// The id as text (lossy UTF-8; escaped wherever it is shown).
+    pub fn name(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.raw)
+    }
+}
+
+impl Serialize for Protocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Protocol", 1)?;
+        out.serialize_field("name", &self.name())?;
+        out.end()
     }
 }
 

@@ -29,22 +29,33 @@ impl<'a> Reader<'a> {
         self.remaining() == 0
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], Malformed> {
-        if n > self.remaining() {
-            return Err(Malformed::new(
-                field,
-                format!("needs {n} bytes, only {} left", self.remaining()),
-            ));
-        }
-        let out = &self.bytes[self.pos..self.pos + n];
+        let Some(out) = self.bytes.get(self.pos..).and_then(|rest| rest.get(..n)) else {
+            return Err(self.short(n, field));
+        };
         self.pos += n;
         Ok(out)
     }
 
+    /// The error for a read past the end, kept out of line: every field
+    /// read of every hello goes through [`Self::take`], and only a broken
+    /// hello ever gets here.
+    #[cold]
+    #[inline(never)]
+    fn short(&self, n: usize, field: &'static str) -> Malformed {
+        Malformed::new(
+            field,
+            format!("needs {n} bytes, only {} left", self.remaining()),
+        )
+    }
+
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, Malformed> {
         Ok(self.take(1, field)?[0])
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, Malformed> {
         let b = self.take(2, field)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
@@ -82,19 +93,24 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a list of big-endian u16 values filling the whole reader.
-    pub(crate) fn u16_list(mut self, field: &'static str) -> Result<Vec<u16>, Malformed> {
+    /// Reads a list of big-endian u16 values filling the whole reader, each
+    /// made into a `T` (the value's newtype), into a vector of exactly its size.
+    pub(crate) fn u16_list<T>(
+        mut self,
+        field: &'static str,
+        each: impl Fn(u16) -> T,
+    ) -> Result<Vec<T>, Malformed> {
         if self.remaining() % 2 != 0 {
             return Err(Malformed::new(
                 field,
                 "odd length for a list of 16-bit values",
             ));
         }
-        let mut out = Vec::with_capacity(self.remaining() / 2);
-        while !self.is_empty() {
-            out.push(self.u16(field)?);
-        }
-        Ok(out)
+        Ok(self
+            .rest()
+            .chunks_exact(2)
+            .map(|pair| each(u16::from_be_bytes([pair[0], pair[1]])))
+            .collect())
     }
 }
 
@@ -111,6 +127,6 @@ mod tests {
 
     #[test]
     fn rejects_odd_u16_list() {
-        assert!(Reader::new(&[1, 2, 3]).u16_list("groups").is_err());
+        assert!(Reader::new(&[1, 2, 3]).u16_list("groups", |v| v).is_err());
     }
 }

@@ -268,7 +268,7 @@ pub fn extension_detail(e: &Extension) -> String {
     match &e.decoded {
         ExtensionData::ServerName { names } => list(names.iter().map(|n| n.name.clone()).collect()),
         ExtensionData::Alpn { protocols } | ExtensionData::ApplicationSettings { protocols } => {
-            list(protocols.iter().map(|p| p.name.clone()).collect())
+            list(protocols.iter().map(|p| p.name().into_owned()).collect())
         }
         ExtensionData::SupportedGroups { groups } => {
             list(groups.iter().map(|g| g.to_string()).collect())

@@ -213,7 +213,7 @@ impl HelloView {
                 .alpn()
                 .iter()
                 .take(MAX_LISTED)
-                .map(|p| p.name.clone())
+                .map(|p| p.name().into_owned())
                 .collect(),
             highest_version: h.highest_version(),
             cipher_suite_count: h.cipher_suites.len(),

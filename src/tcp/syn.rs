@@ -185,9 +185,25 @@ fn skip_ipv6_extensions(mut next: u8, mut rest: &[u8]) -> Result<(u8, &[u8]), Sy
     Ok((next, rest))
 }
 
-fn parse_options(mut bytes: &[u8]) -> Vec<TcpOption> {
-    let mut out = Vec::new();
-    while let Some(&kind) = bytes.first() {
+fn parse_options(bytes: &[u8]) -> Vec<TcpOption> {
+    // Counted first, so the list is allocated once at its size (a Linux SYN
+    // carries five options; growing from four would copy them).
+    let mut out = Vec::with_capacity(Options { bytes }.count());
+    out.extend(Options { bytes });
+    out
+}
+
+/// The options in a TCP header's option bytes, in order.
+struct Options<'a> {
+    bytes: &'a [u8],
+}
+
+impl Iterator for Options<'_> {
+    type Item = TcpOption;
+
+    fn next(&mut self) -> Option<TcpOption> {
+        let bytes = self.bytes;
+        let &kind = bytes.first()?;
         let (len, name) = match kind {
             0 => (1, "eol"),
             1 => (1, "nop"),
@@ -197,12 +213,12 @@ fn parse_options(mut bytes: &[u8]) -> Vec<TcpOption> {
                 }
                 // A length that runs past the header: record what we saw and stop.
                 _ => {
-                    out.push(TcpOption {
+                    self.bytes = &[];
+                    return Some(TcpOption {
                         kind,
                         name: "malformed".into(),
                         value: None,
                     });
-                    break;
                 }
             },
         };
@@ -218,17 +234,14 @@ fn parse_options(mut bytes: &[u8]) -> Vec<TcpOption> {
             )),
             _ => None,
         };
-        out.push(TcpOption {
+        // Nothing after end-of-options is an option.
+        self.bytes = if kind == 0 { &[] } else { &bytes[len..] };
+        Some(TcpOption {
             kind,
             name: name.into(),
             value,
-        });
-        bytes = &bytes[len..];
-        if kind == 0 {
-            break;
-        }
+        })
     }
-    out
 }
 
 fn option_name(kind: u8) -> &'static str {
