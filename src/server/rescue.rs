@@ -63,6 +63,10 @@ pub(super) async fn capture_hello(
     let mut sent: Option<Sent> = None;
     let capture = loop {
         tokio::select! {
+            // The capture first: a hello already there when the connection
+            // is first polled then ends it before the look's timer is ever
+            // registered (registering one can wake a parked worker).
+            biased;
             done = &mut capture => break done,
             () = look.as_mut(), if sent.is_none() => {
                 look.as_mut().reset(Instant::now() + LOOK_EVERY);
