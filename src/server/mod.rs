@@ -281,44 +281,60 @@ impl Server {
         let shared = &self.shared;
         // Every connection task holds a clone; `recv` ends when all are gone.
         let (live, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
-        let https = accept_loop(
+        // Each accept loop is a task of its own on a worker thread, not a
+        // future on the thread that called `run`: a connection's task is
+        // then spawned into that worker's own queue and usually runs there
+        // next, where spawning from outside the workers queues it globally
+        // and wakes a parked worker through the driver for every connection.
+        // Each accept loop is a task of its own on a worker thread, not a
+        // future of the thread that called `run`: a connection's task is then
+        // spawned into that worker's own queue and usually runs there next,
+        // where a spawn from outside the workers goes to the global queue and
+        // wakes a parked worker through the driver, for every connection.
+        let mut https = tokio::spawn(accept_loop(
             self.https,
             shared.admission.https.clone(),
             shared.clone(),
             live.clone(),
             tls::serve,
-        );
-        let http = accept_loop(
+        ));
+        let mut http = tokio::spawn(accept_loop(
             self.http,
             shared.admission.http.clone(),
             shared.clone(),
             live.clone(),
             plain::serve,
-        );
-        let probe = async {
-            match self.probe {
-                Some(probe) => {
-                    let admission = shared.admission.probe.clone();
-                    accept_loop(
-                        probe,
-                        admission,
-                        shared.clone(),
-                        live.clone(),
-                        plain::serve_full_size,
-                    )
-                    .await
-                }
-                None => std::future::pending().await,
-            }
-        };
+        ));
+        let mut probe = self.probe.map(|probe| {
+            tokio::spawn(accept_loop(
+                probe,
+                shared.admission.probe.clone(),
+                shared.clone(),
+                live.clone(),
+                plain::serve_full_size,
+            ))
+        });
         let metrics = metrics_http::run(self.metrics.serving, shared.clone());
         tokio::select! {
             _ = shutdown => {},
-            _ = https => {},
-            _ = http => {},
-            _ = probe => {},
+            ended = &mut https => accept_ended("HTTPS", ended),
+            ended = &mut http => accept_ended("HTTP", ended),
+            ended = async {
+                match probe.as_mut() {
+                    Some(probe) => probe.await,
+                    None => std::future::pending().await,
+                }
+            } => accept_ended("probe", ended),
             () = certificates => {},
             _ = metrics => {},
+        }
+        // Stop accepting: once an aborted loop's task is awaited, its
+        // listener is closed and new connections to it are refused.
+        for task in [Some(https), Some(http), probe].into_iter().flatten() {
+            if !task.is_finished() {
+                task.abort();
+                let _ = task.await;
+            }
         }
         // The accept loops, and with them the listeners, are gone.
         let grace = shared.config.shutdown_grace;
@@ -563,6 +579,13 @@ fn bind_hint(what: &str, addr: SocketAddr) -> String {
         "binding the {what} listener to {addr} (is another process using the port? \
          ports below 1024 need root or CAP_NET_BIND_SERVICE)"
     )
+}
+
+/// Logs why an accept loop's task ended: it never returns, so it panicked.
+fn accept_ended(listener: &str, ended: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = ended {
+        tracing::error!(listener, error = %err, "accept loop ended");
+    }
 }
 
 async fn accept_loop<F, Fut>(
