@@ -108,3 +108,35 @@ fn mutated_hellos_never_panic() {
         }
     }
 }
+
+/// The lists are allocated at their size, not grown: a record's footprint
+/// charges capacity, and growing would also copy them.
+#[test]
+fn extension_lists_are_allocated_at_their_size() {
+    for (name, bytes) in FIXTURES {
+        let hello = parse_client_hello(bytes).expect(name);
+        assert_eq!(
+            hello.extensions.capacity(),
+            hello.extensions.len(),
+            "{name}"
+        );
+        assert_eq!(
+            hello.cipher_suites.capacity(),
+            hello.cipher_suites.len(),
+            "{name}"
+        );
+    }
+}
+
+/// An ALPN id is kept as its bytes and still serializes as its name, lossy
+/// where it is not UTF-8, as reports have always shown it.
+#[test]
+fn protocol_ids_serialize_as_their_names() {
+    let h2 = model::Protocol::from_raw(b"h2");
+    assert_eq!(serde_json::to_string(&h2).unwrap(), r#"{"name":"h2"}"#);
+    let odd = model::Protocol::from_raw(&[0x68, 0xff]);
+    assert_eq!(
+        serde_json::to_string(&odd).unwrap(),
+        "{\"name\":\"h\u{fffd}\"}"
+    );
+}

@@ -282,11 +282,6 @@ impl Server {
         // Every connection task holds a clone; `recv` ends when all are gone.
         let (live, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
         // Each accept loop is a task of its own on a worker thread, not a
-        // future on the thread that called `run`: a connection's task is
-        // then spawned into that worker's own queue and usually runs there
-        // next, where spawning from outside the workers queues it globally
-        // and wakes a parked worker through the driver for every connection.
-        // Each accept loop is a task of its own on a worker thread, not a
         // future of the thread that called `run`: a connection's task is then
         // spawned into that worker's own queue and usually runs there next,
         // where a spawn from outside the workers goes to the global queue and
