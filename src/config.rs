@@ -169,6 +169,16 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_REPORT_MAX_MB", default_value_t = 1024)]
     pub report_max_mb: u64,
 
+    /// Reports one client address may save at once: an office behind one
+    /// NAT address during an incident, every machine running the test. Past
+    /// it a run still gets its verdict, unsaved.
+    #[arg(long, env = "TLSDIAG_REPORT_BURST", default_value_t = 60)]
+    pub report_burst: u32,
+
+    /// After the burst, one more report per address this often.
+    #[arg(long, env = "TLSDIAG_REPORT_EVERY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub report_every: Duration,
+
     /// How often expired reports are deleted.
     #[arg(long, env = "TLSDIAG_REPORT_PURGE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub report_purge_interval: Duration,
@@ -339,6 +349,9 @@ pub struct ReportSettings {
     pub retention: Duration,
     pub max_bytes: u64,
     pub purge_interval: Duration,
+    /// Reports one address may save at once, then one per `every`.
+    pub burst: u32,
+    pub every: Duration,
     pub admin_token: Option<String>,
 }
 
@@ -350,6 +363,8 @@ impl std::fmt::Debug for ReportSettings {
             .field("retention", &self.retention)
             .field("max_bytes", &self.max_bytes)
             .field("purge_interval", &self.purge_interval)
+            .field("burst", &self.burst)
+            .field("every", &self.every)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -511,6 +526,13 @@ impl Args {
                     Duration::from_millis(100),
                     secs(86_400),
                 )?,
+                burst: at_least_one("report-burst", self.report_burst as usize)? as u32,
+                every: check(
+                    "report-every",
+                    self.report_every,
+                    Duration::from_millis(10),
+                    secs(86_400),
+                )?,
                 admin_token: match self.admin_token {
                     Some(t) if t.len() < 16 => return Err(ConfigError::WeakToken),
                     other => other,
@@ -622,6 +644,8 @@ impl Config {
                 retention: Duration::from_secs(30 * 86_400),
                 max_bytes: 1 << 30,
                 purge_interval: Duration::from_secs(3600),
+                burst: crate::web::REPORT_RATE.burst,
+                every: crate::web::REPORT_RATE.every,
                 admin_token: None,
             },
             database_url: None,

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::attempt::{AfterHandshake, Arrival, IcmpProbe, Outcome, SentData, StallEnd, TlsAttempt};
 use crate::capture::ReadEvent;
-use crate::tcp::{TcpHandle, TcpInfo};
+use crate::tcp::{SynInfo, TcpHandle, TcpInfo};
 
 /// Entries a report reads per address: the newest ones.
 pub const MAX_SHOWN: usize = 16;
@@ -44,6 +44,9 @@ pub struct Pending {
     pub started: Instant,
     pub started_at: SystemTime,
     handle: Option<TcpHandle>,
+    /// The client's SYN: what ties a stuck connection to the machine that
+    /// opened it, before any request could.
+    syn: Option<Arc<SynInfo>>,
     stage: AtomicU8,
     /// ClientHello bytes received so far, and the total its headers announced
     /// (0 while unknown).
@@ -95,6 +98,7 @@ impl Pending {
                 n => Some(n as usize),
             },
             tcp: self.handle.as_ref().and_then(TcpHandle::info),
+            syn: self.syn.clone(),
             icmp: self.icmp.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
@@ -114,6 +118,7 @@ pub struct Snapshot {
     pub first_read: usize,
     pub expected: Option<usize>,
     pub tcp: Option<TcpInfo>,
+    pub syn: Option<Arc<SynInfo>>,
     pub icmp: Option<IcmpProbe>,
 }
 
@@ -213,12 +218,13 @@ impl Snapshot {
             negotiated: None,
             handshake_ms: (self.stage == Stage::Handshaking).then_some(self.waited_ms),
             outcome,
-            syn: None,
+            syn: self.syn.clone(),
             tcp: Some(tcp),
             handshake_flight: (self.stage == Stage::Handshaking).then(|| SentData::from_tcp(&tcp)),
             after_handshake: AfterHandshake::default(),
             icmp_probe: self.icmp_so_far(),
             first_request: Default::default(),
+            run: Default::default(),
             seen_by: None,
             balancer: None,
         })
@@ -265,7 +271,7 @@ impl InFlight {
         &self,
         id: u64,
         (peer, local): (SocketAddr, SocketAddr),
-        handle: Option<TcpHandle>,
+        (handle, syn): (Option<TcpHandle>, Option<Arc<SynInfo>>),
         (started, started_at): (Instant, SystemTime),
     ) -> Registration<'_> {
         let pending = Arc::new(Pending {
@@ -275,6 +281,7 @@ impl InFlight {
             started,
             started_at,
             handle,
+            syn,
             stage: AtomicU8::new(Stage::ReadingHello as u8),
             received: AtomicU64::new(0),
             expected: AtomicU64::new(0),
@@ -324,11 +331,11 @@ mod tests {
         let registry = InFlight::default();
         let local = SocketAddr::from(([127, 0, 0, 1], 8443));
         let now = (Instant::now(), SystemTime::now());
-        let a = registry.register(1, (addr(2), local), None, now);
+        let a = registry.register(1, (addr(2), local), (None, None), now);
         a.pending().set_progress(1460, 1460, Some(1981));
         {
-            let _b = registry.register(2, (addr(2), local), None, now);
-            let _other = registry.register(3, (addr(3), local), None, now);
+            let _b = registry.register(2, (addr(2), local), (None, None), now);
+            let _other = registry.register(3, (addr(3), local), (None, None), now);
             let shown = registry.snapshots(addr(2).ip());
             assert_eq!(shown.iter().map(|s| s.id).collect::<Vec<_>>(), [2, 1]);
         }

@@ -256,6 +256,7 @@ mod tests {
             after_handshake: Default::default(),
             icmp_probe: None,
             first_request: Default::default(),
+            run: Default::default(),
             seen_by: None,
             balancer: None,
         })

@@ -73,6 +73,18 @@ main() {
         24) ;;
         *) RUN="sh$(date +%s)x$$" ;;
     esac
+    # The run's start: the server places the certificate check on its own
+    # clock from the run's length (a duration, so no clock offset in it).
+    START_S=$(date +%s)
+    # A forwarding proxy this shell was told to use: curl goes through it,
+    # the ClientHello ladder too (openssl -proxy), and the server is told.
+    PROXY_URL=${https_proxy:-${HTTPS_PROXY:-${all_proxy:-${ALL_PROXY:-}}}}
+    PROXY_HOSTPORT=${PROXY_URL#*://}
+    PROXY_HOSTPORT=${PROXY_HOSTPORT%%/*}
+    PROXY_HOSTPORT=${PROXY_HOSTPORT##*@}
+    case $PROXY_HOSTPORT in
+        *[!A-Za-z0-9.:_\[\]-]*|"") PROXY_HOSTPORT="" ;;
+    esac
     TMP=$(mktemp -d 2>/dev/null || echo "/tmp/tlsdiag.$RUN")
     mkdir -p "$TMP" || return 2
     trap 'rm -rf "$TMP"' EXIT INT TERM
@@ -136,8 +148,11 @@ main() {
         *[!A-Za-z0-9._:-]*|"") LABEL_JSON="" ;;
         *) LABEL_JSON=",\"label\":\"$LABEL\"" ;;
     esac
-    RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s%s,"tls_check":%s,"hello":[%s],"down":[%s],"up":[%s]}' \
-        "$RUN" "$NOW_MS" "$LABEL_JSON" "$TLS_JSON" \
+    RUN_MS=$((($(date +%s) - START_S) * 1000 + 999))
+    PROXY_JSON=""
+    [ -n "$PROXY_HOSTPORT" ] && PROXY_JSON=",\"proxy\":\"$PROXY_HOSTPORT\""
+    RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s,"run_ms":%s%s%s,"tls_check":%s,"hello":[%s],"down":[%s],"up":[%s]}' \
+        "$RUN" "$NOW_MS" "$RUN_MS" "$LABEL_JSON" "$PROXY_JSON" "$TLS_JSON" \
         "$(paste -sd, "$TMP/hello.json")" "$(paste -sd, "$TMP/down.json")" \
         "$(paste -sd, "$TMP/up.json")")
 
@@ -168,22 +183,26 @@ main() {
 # is not trusted here), TLS_JSON (the check, for the server) and HTTPS_ERROR.
 tls_check() {
     SET=$1
-    curl -s -o /dev/null --max-time 8 "$TLS/healthz"
+    # Every request names the run (?run=): the server ties the connection
+    # that carried it, and a verifying request that failed just before, to
+    # this run and no other client at this address.
+    MS=$(curl -s -o /dev/null -w '%{time_total}' --max-time 8 "$TLS/healthz?run=$RUN")
     RC=$?
+    MS=$(awk -v s="${MS:-8}" 'BEGIN { printf "%.0f", s * 1000 }')
     case $RC in
         0)
             echo "  https  certificate verified"
             printf "K=''\nHTTPS_ERROR=''\n" >"$SET"
-            printf "TLS_JSON='{\"verified\":true}'\n" >>"$SET"
+            printf "TLS_JSON='{\"verified\":true,\"ms\":%s}'\n" "$MS" >>"$SET"
             ;;
         60|51|77|83)
             # Not trusted here: the issuer curl was shown is evidence (ours,
             # or an intercepting proxy's). Continue without verification.
-            ISSUER=$(curl -sv -k -o /dev/null --max-time 8 "$TLS/healthz" 2>&1 |
+            ISSUER=$(curl -sv -k -o /dev/null --max-time 8 "$TLS/healthz?run=$RUN" 2>&1 |
                 sed -n 's/^\*  *issuer: //p' | head -n 1 | tr -cd 'A-Za-z0-9 =;,.:_@()/-' | cut -c1-200)
             echo "  https  certificate NOT verified by curl (issuer: ${ISSUER:-unknown}); testing on without verification"
             printf "K='-k'\nHTTPS_ERROR=''\n" >"$SET"
-            printf "TLS_JSON='{\"verified\":false,\"issuer\":\"%s\"}'\n" "$ISSUER" >>"$SET"
+            printf "TLS_JSON='{\"verified\":false,\"issuer\":\"%s\",\"ms\":%s}'\n" "$ISSUER" "$MS" >>"$SET"
             ;;
         *)
             case $RC in
@@ -195,7 +214,7 @@ tls_check() {
             esac
             echo "  https  FAILED: $WHY"
             printf "K='-k'\nHTTPS_ERROR='%s'\n" "$WHY" >"$SET"
-            printf "TLS_JSON='{\"verified\":false,\"error\":\"%s\"}'\n" "$WHY" >>"$SET"
+            printf "TLS_JSON='{\"verified\":false,\"error\":\"%s\",\"ms\":%s}'\n" "$WHY" "$MS" >>"$SET"
             ;;
     esac
 }
@@ -252,6 +271,8 @@ one_hello() {
         *:*) set -- -noservername "$@" ;;
         *[!0-9.]*) set -- -servername "$TLS_NAME" "$@" ;;
     esac
+    # Through the proxy curl used, so the ladder tests the same path.
+    [ -n "$PROXY_HOSTPORT" ] && set -- -proxy "$PROXY_HOSTPORT" "$@"
     with_timeout "$HELLO_TIMEOUT" openssl s_client -connect "$TLS_HOSTPORT" \
         -msg "$@" </dev/null >"$OUT" 2>&1
 }

@@ -462,6 +462,10 @@
       up: state.results.up.filter(function (r) { return r.error !== 'skipped'; })
     };
     if (state.clockOffset !== null) body.clock_offset_ms = state.clockOffset;
+    // How long since the run began, by this page's own clock: the server
+    // places the run's HTTPS tries on its clock from it.
+    body.run_ms = Math.max(0, Math.round(now() - state.t0));
+    if (state.https && state.https.tries && state.https.tries.length) body.https = state.https.tries;
     // HTTPS failed from this browser: the server's own view decides.
     if (state.https && !state.https.ok) body.tls_check = { verified: false, error: state.https.error };
     var label = caseLabel();
@@ -496,18 +500,42 @@
     setStatus('The path test could not finish: ' + msg + ' Try “Run again”, or the curl command below.', true);
   }
 
-  // The page's own HTTPS request, when it came over plain HTTP: the browser's
-  // real ClientHello on the real path. Resolves { ok, summary } or { ok:false, error }.
-  function httpsCheck() {
-    if (!probeBase) return Promise.resolve({ ok: true, summary: null });
-    return timedFetch(probeBase + '/api/v1/connection', { headers: { 'Accept': 'application/json' } },
+  // One HTTPS request naming the run, timed from the run's start: the server
+  // ties the connection that carried it to this run.
+  function httpsTry(state) {
+    var t0 = now();
+    var started = round1(t0 - state.t0);
+    return timedFetch(probeBase + '/api/v1/connection?run=' + state.run,
+                      { headers: { 'Accept': 'application/json' } },
                       HTTPS_CHECK_MS, function (resp) {
       if (!resp.ok) throw statusError(resp);
       return resp.json();
     }).then(function (report) {
-      return { ok: true, summary: report && typeof report.summary === 'string' ? report.summary : null };
+      return { ok: true, error: null, started_ms: started, ms: round1(now() - t0),
+               summary: report && typeof report.summary === 'string' ? report.summary : null };
     }, function (err) {
-      return { ok: false, error: err.word === 'timeout' ? 'timeout' : 'failed' };
+      return { ok: false, error: err.word === 'timeout' ? 'timeout' : 'failed',
+               started_ms: started, ms: round1(now() - t0) };
+    });
+  }
+
+  // The page's own HTTPS request, when it came over plain HTTP: the browser's
+  // real ClientHello on the real path. A try that failed fast (the browser
+  // gave up on the connection: a network change, a reset) is made once more,
+  // on a new connection; both tries go to the server as evidence.
+  // Resolves { ok, summary, error, tries }.
+  function httpsCheck(state) {
+    if (!probeBase) return Promise.resolve({ ok: true, summary: null, tries: [] });
+    return httpsTry(state).then(function (first) {
+      if (first.ok || first.error === 'timeout') return [first];
+      setStatus('HTTPS from your browser failed at once; trying again on a new connection…');
+      return httpsTry(state).then(function (second) { return [first, second]; });
+    }).then(function (tries) {
+      var last = tries[tries.length - 1];
+      return { ok: last.ok, summary: last.summary || null, error: last.error,
+               tries: tries.map(function (t) {
+                 return { ok: t.ok, error: t.error, started_ms: t.started_ms, ms: t.ms };
+               }) };
     });
   }
 
@@ -557,14 +585,14 @@
     root.setAttribute('data-state', 'running');
     setStatus('Fetching the test configuration…');
 
-    var state = { run: runId(), results: { down: [], up: [] }, rows: [], byBytes: {} };
+    var state = { run: runId(), t0: now(), results: { down: [], up: [] }, rows: [], byBytes: {} };
     root.setAttribute('data-run', state.run);
 
     loadConfig().then(function (cfg) {
       state.stepTimeout = cfg.stepTimeout;
       state.clockOffset = cfg.clockOffset;
       setStatus('Trying HTTPS from your browser…');
-      return httpsCheck().then(function (https) {
+      return httpsCheck(state).then(function (https) {
         state.https = https;
         if (!https.ok) {
           root.setAttribute('data-https', 'failed');
@@ -607,10 +635,14 @@
       var all = state.results.down.concat(state.results.up);
       var failed = all.filter(function (r) { return !r.ok && r.error !== 'skipped'; }).length;
       var skipped = all.filter(function (r) { return r.error === 'skipped'; }).length;
+      var others = Array.isArray(ans.other_clients) ? ans.other_clients.length : 0;
       setStatus('Run ' + state.run + ' finished' +
                 (state.https && !state.https.ok ? ': HTTPS failed from your browser, so no transfers ran.' :
                  ': ' + failed + ' failed step' + (failed === 1 ? '' : 's') +
-                 (skipped ? ', ' + skipped + ' larger step' + (skipped === 1 ? '' : 's') + ' skipped' : '') + '.'));
+                 (skipped ? ', ' + skipped + ' larger step' + (skipped === 1 ? '' : 's') + ' skipped' : '') + '.') +
+                (others ? ' ' + others + ' connection' + (others === 1 ? '' : 's') +
+                          ' from other clients at your address (not this browser) did not count.' : ''));
+      root.setAttribute('data-others', String(others));
       root.setAttribute('data-verdict', verdict);
       root.setAttribute('data-status', typeof ans.status === 'string' ? ans.status : '');
       root.setAttribute('data-state', 'done');

@@ -37,6 +37,7 @@ fn attempt(outcome: Outcome, peer: &str) -> TlsAttempt {
         after_handshake: Default::default(),
         icmp_probe: None,
         first_request: Default::default(),
+        run: Default::default(),
         seen_by: None,
         balancer: None,
     }

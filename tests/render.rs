@@ -74,6 +74,7 @@ fn app() -> (tlsdiag::web::App, ConnectionContext) {
         after_handshake: Default::default(),
         icmp_probe: None,
         first_request: Default::default(),
+        run: Default::default(),
         seen_by: None,
         balancer: None,
     };

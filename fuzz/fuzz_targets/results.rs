@@ -149,6 +149,7 @@ fn report(results: &ClientResults, ipv6: bool) {
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
             via: None,
             judged: None,
+            client: None,
         },
         profile(),
     );
@@ -174,6 +175,7 @@ fn report(results: &ClientResults, ipv6: bool) {
                 how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
                 via: None,
                 judged: None,
+                client: None,
             },
             profile(),
         );

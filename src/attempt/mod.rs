@@ -7,6 +7,7 @@ pub mod footprint;
 mod icmp_probe;
 mod outcome;
 mod request;
+mod run_tag;
 pub mod stored;
 
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
@@ -15,6 +16,9 @@ pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
 pub use request::{
     version_name, FirstRequest, ProxyHeader, RequestFacts, MAX_PROXY_HEADER_BYTES,
     MAX_USER_AGENT_BYTES, PROXY_HEADERS,
+};
+pub use run_tag::{
+    named_in_hello, named_in_query, RunTag, HELLO_LADDER_ALPN_PREFIX, MAX_RUN_ID_BYTES,
 };
 
 use std::net::SocketAddr;
@@ -89,6 +93,8 @@ pub struct TlsAttempt {
     pub icmp_probe: Option<IcmpProbe>,
     /// Who the connection's first request said it was, once it arrived.
     pub first_request: FirstRequest,
+    /// The test run one of the connection's requests named (`?run=`).
+    pub run: RunTag,
     /// The instance (`--instance-name`) whose listener saw the attempt:
     /// several instances share attempts through `--database-url`.
     #[serde(skip)]
@@ -127,6 +133,14 @@ impl TlsAttempt {
         )
     }
 
+    /// The test run this connection proved it belongs to: a request on it
+    /// named the run, or its ClientHello did (check.sh's size ladder).
+    pub fn run_id(&self) -> Option<&str> {
+        self.run
+            .get()
+            .or_else(|| self.client_hello.as_ref().and_then(named_in_hello))
+    }
+
     /// The handshake completed and nothing we sent afterwards stalled.
     pub fn succeeded(&self) -> bool {
         matches!(self.outcome, Outcome::Completed) && !self.responses_stalled()
@@ -144,5 +158,39 @@ impl TlsAttempt {
     /// The handshake completed, then our responses stopped reaching the client.
     pub fn responses_stalled(&self) -> bool {
         self.responses().is_some_and(|r| r.stalled())
+    }
+}
+
+#[cfg(test)]
+impl TlsAttempt {
+    /// An attempt with nothing recorded yet, for tests to fill in.
+    pub(crate) fn fixture(id: u64, peer: SocketAddr) -> Self {
+        Self {
+            id,
+            peer,
+            local: SocketAddr::from(([198, 18, 3, 2], 443)),
+            started_at: SystemTime::now(),
+            arrival: Arrival {
+                bytes: 0,
+                read_count: 0,
+                reads: vec![],
+                capture_ms: 0.0,
+            },
+            raw: vec![],
+            client_hello: None,
+            fingerprint_cache: Default::default(),
+            negotiated: None,
+            handshake_ms: None,
+            outcome: Outcome::Completed,
+            syn: None,
+            tcp: None,
+            handshake_flight: None,
+            after_handshake: AfterHandshake::default(),
+            icmp_probe: None,
+            first_request: Default::default(),
+            run: Default::default(),
+            seen_by: None,
+            balancer: None,
+        }
     }
 }

@@ -59,6 +59,9 @@ struct Meta {
     /// written before carry none.
     #[serde(default)]
     first_request: Option<crate::attempt::RequestFacts>,
+    /// The test run a request on the connection named, when it had by then.
+    #[serde(default)]
+    run: Option<String>,
     /// Behind a load balancer (`--proxy-protocol`): whose TCP facts the
     /// attempt does not have.
     #[serde(default)]
@@ -102,6 +105,7 @@ impl StoredAttempt {
             after_handshake: a.after_handshake.get(),
             icmp_probe: a.icmp_probe.clone(),
             first_request: a.first_request.get().cloned(),
+            run: a.run.get().map(str::to_owned),
             balancer: a.balancer.clone(),
         };
         Self {
@@ -164,6 +168,7 @@ impl StoredAttempt {
                 .first_request
                 .map(crate::attempt::FirstRequest::known)
                 .unwrap_or_default(),
+            run: crate::attempt::RunTag::known(meta.run),
             balancer: meta.balancer,
         })
     }
@@ -239,6 +244,7 @@ mod tests {
             seen_by: None,
             balancer: None,
             first_request: Default::default(),
+            run: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! this connection that triggered it, and a clean connection yields nothing
 //! above `info`. The catalogue is in `docs/findings.md`.
 
+pub mod attribution;
 mod balancer_rules;
 mod client_traits;
 mod delivery_rules;
@@ -18,6 +19,7 @@ mod interception_rules;
 mod interceptors;
 mod outcome_rules;
 mod path_rules;
+mod run_rules;
 mod user_agent;
 mod verdict;
 
@@ -26,6 +28,7 @@ pub use balancer_rules::BEHIND_BALANCER;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
 pub use interception_rules::proxy_headers;
+pub use run_rules::{ClientSide, ProxyUse};
 pub use user_agent::{claim, Claim, Family};
 pub use verdict::{diagnose, Diagnosis, Observations, Status};
 

@@ -44,6 +44,10 @@ pub struct Observations<'a> {
     /// The attempts' own findings, when the caller has worked them out
     /// already; any attempt not in it is judged here.
     pub judged: Option<&'a super::Judged>,
+    /// What a run's client itself saw (its HTTPS requests failing) and how it
+    /// reached us (a proxy). `attempts` are then the run's own alone
+    /// (`attribution`).
+    pub client: Option<&'a super::ClientSide>,
 }
 
 /// How the run came out, in one word.
@@ -96,6 +100,19 @@ const DOWN_BROKEN: &[&str] = &[
 pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
     let findings = findings(o, server);
     let (status, mut headline) = headline(&findings, o.ip);
+    // Behind a proxy every TCP fact was the proxy's: the headline says whose
+    // path was tested.
+    if let Some(proxy) = o.client.and_then(|c| c.proxy.as_ref()) {
+        headline = match status {
+            Status::Clear => format!(
+                "Through your proxy ({}): the path from the proxy to us is clear ({}) Your \
+                 computer's own path to the proxy was not tested packet by packet.",
+                proxy.name,
+                headline.trim_end_matches('.').to_owned() + "."
+            ),
+            _ => format!("Through your proxy ({}): {headline}", proxy.name),
+        };
+    }
     // Interception changes what every other conclusion is about (the
     // middlebox's connection, not the client's): it is never left below.
     if let Some(f) = findings.iter().find(|f| f.id == "tls.intercepted") {
@@ -151,6 +168,22 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
         };
         for f in own.iter().filter(|f| f.severity > Severity::Info) {
             add(f.clone(), &mut findings);
+        }
+    }
+    if let Some(client) = o.client {
+        let own_failed = o.attempts.iter().any(|a| !a.succeeded());
+        if let Some(f) = super::run_rules::https_failed(client, own_failed) {
+            add(f, &mut findings);
+        }
+        if let Some(proxy) = &client.proxy {
+            add(super::run_rules::through_proxy(proxy), &mut findings);
+            if let Some(f) = proxy
+                .request
+                .as_ref()
+                .and_then(|r| super::interception_rules::proxy_headers(r, false))
+            {
+                add(f, &mut findings);
+            }
         }
     }
     if let Some(check) = o.tls_check {
@@ -222,6 +255,11 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
         .filter(|f| f.id.starts_with("path.untested-"))
         .collect();
     let icmp = ip.too_big_message();
+    // The client's own failed request is never "nothing failed".
+    let nothing_failed = findings
+        .iter()
+        .find(|f| f.id == "run.https-failed")
+        .map_or_else(|| "nothing failed".to_owned(), |f| f.title.to_string());
     match (top(UP_BROKEN), top(DOWN_BROKEN)) {
         (Some(up), Some(down)) => (
             Status::Problem,
@@ -275,10 +313,11 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
             // Never an all-clear resting on the balancer's TCP facts.
             (None, _) if findings.iter().any(|f| f.id == BEHIND_BALANCER) => (
                 Status::Inconclusive,
-                "Inconclusive: nothing failed, but this server is behind a load balancer, so its \
-                 TCP view (SYN, packet sizes, TCP_INFO) is the balancer's connection, not yours: \
-                 it cannot show whether full-size packets cross your path."
-                    .to_owned(),
+                format!(
+                    "Inconclusive: {nothing_failed}, but this server is behind a load balancer, \
+                     so its TCP view (SYN, packet sizes, TCP_INFO) is the balancer's connection, \
+                     not yours: it cannot show whether full-size packets cross your path."
+                ),
             ),
             // Transfers that failed at no particular size: nothing to name,
             // but not a path that worked either.
@@ -314,7 +353,7 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
             (None, [one]) => (
                 Status::Inconclusive,
                 format!(
-                    "Inconclusive: nothing failed, but full-size packets {} were not tested.",
+                    "Inconclusive: {nothing_failed}, but full-size packets {} were not tested.",
                     if one.id.ends_with("-down") {
                         "toward you"
                     } else {
@@ -324,9 +363,10 @@ fn headline(findings: &[Finding], ip: IpVersion) -> (Status, String) {
             ),
             (None, _) => (
                 Status::Inconclusive,
-                "Inconclusive: nothing failed, but full-size packets were not tested in either \
-                 direction."
-                    .to_owned(),
+                format!(
+                    "Inconclusive: {nothing_failed}, but full-size packets were not tested in \
+                     either direction."
+                ),
             ),
         },
     }
@@ -425,6 +465,7 @@ mod tests {
             after_handshake: AfterHandshake::default(),
             icmp_probe: None,
             first_request: Default::default(),
+            run: Default::default(),
             seen_by: None,
             balancer: None,
         })
@@ -455,6 +496,7 @@ mod tests {
                 via: None,
                 how_to_test: HOW,
                 judged: None,
+                client: None,
             },
             &ServerProfile::default(),
         )

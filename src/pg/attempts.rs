@@ -420,6 +420,7 @@ mod tests {
             seen_by: None,
             balancer: None,
             first_request: Default::default(),
+            run: Default::default(),
         })
     }
 

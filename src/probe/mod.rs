@@ -16,8 +16,8 @@ pub mod payload;
 pub mod watch;
 
 pub use model::{
-    ClientResults, ClientStep, Direction, PacketLimits, ProbeObservation, ProbeRun, StepView,
-    TlsCheck,
+    ClientResults, ClientStep, Direction, HttpsTry, PacketLimits, ProbeObservation, ProbeRun,
+    StepView, TlsCheck, MAX_HTTPS_TRIES, MAX_RUN_MS,
 };
 pub use payload::{Payload, PayloadBody, Progress};
 
@@ -44,7 +44,7 @@ pub const STALL_AFTER: Duration = Duration::from_secs(3);
 
 /// A client's run id: 8 to 64 of `[A-Za-z0-9_-]`, so it is safe in logs and URLs.
 pub fn valid_run_id(run: &str) -> bool {
-    (8..=64).contains(&run.len())
+    (8..=crate::attempt::MAX_RUN_ID_BYTES).contains(&run.len())
         && run
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

@@ -224,10 +224,45 @@ pub struct ClientResults {
     /// check.sh's certificate check over HTTPS.
     #[serde(default)]
     pub tls_check: Option<TlsCheck>,
+    /// Milliseconds from the run's start to this post, by the client's own
+    /// monotonic clock: a duration, so no clock offset is in it. Places the
+    /// run, and each of its HTTPS tries, on the server's clock.
+    #[serde(default)]
+    pub run_ms: Option<f64>,
+    /// The page's own HTTPS requests before its ladders, in order (a fast
+    /// failure is tried once more on a fresh connection).
+    #[serde(default)]
+    pub https: Vec<HttpsTry>,
+    /// The proxy the client says it was told to use (check.sh reads
+    /// `https_proxy`), as `host:port`; the browser cannot know its own.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
+/// One HTTPS request the client made to check that HTTPS works at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsTry {
+    pub ok: bool,
+    /// What the client saw: `timeout`, or the error's word (the browser's is
+    /// only ever `failed`: it is told no more).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// When the try began, in milliseconds since the run's start.
+    pub started_ms: f64,
+    /// How long it took to succeed or fail.
+    pub ms: f64,
+}
+
+/// Most HTTPS tries accepted in one run's results.
+pub const MAX_HTTPS_TRIES: usize = 4;
+
+/// The longest run the results may describe (`run_ms`): far beyond the
+/// page's two-minute budget and check.sh's timeouts.
+pub const MAX_RUN_MS: f64 = 30.0 * 60.0 * 1000.0;
+
 /// What check.sh saw of our certificate, verifying it as curl normally would.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCheck {
     /// Whether curl accepted our certificate chain.
@@ -238,6 +273,10 @@ pub struct TlsCheck {
     /// curl's error, when the HTTPS request failed outright.
     #[serde(default)]
     pub error: Option<String>,
+    /// How long the verifying request took, in milliseconds (it is the
+    /// run's first request, so it began as the run did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<f64>,
 }
 
 /// Most steps accepted per direction.
@@ -261,7 +300,8 @@ impl ClientResults {
         if !matches!(self.agent.as_str(), "browser" | "check.sh") {
             return Err("agent must be \"browser\" or \"check.sh\"".into());
         }
-        let https_failed = self.tls_check.as_ref().is_some_and(|c| c.error.is_some());
+        let https_failed = self.tls_check.as_ref().is_some_and(|c| c.error.is_some())
+            || self.https.iter().any(|t| !t.ok);
         if self.down.is_empty() && self.up.is_empty() && self.hello.is_empty() && !https_failed {
             return Err("no steps: run at least one transfer before posting results".into());
         }
@@ -274,6 +314,36 @@ impl ClientResults {
             if long(&check.issuer) || long(&check.error) {
                 return Err("tls_check texts are limited to 200 characters".into());
             }
+        }
+        let duration = |ms: f64| ms.is_finite() && (0.0..=MAX_RUN_MS).contains(&ms);
+        if self.run_ms.is_some_and(|ms| !duration(ms)) {
+            return Err("run_ms must be a number of milliseconds up to 30 minutes".into());
+        }
+        if self.https.len() > MAX_HTTPS_TRIES {
+            return Err(format!("at most {MAX_HTTPS_TRIES} HTTPS tries"));
+        }
+        for t in &self.https {
+            if !duration(t.started_ms) || !duration(t.ms) {
+                return Err("an HTTPS try's started_ms and ms must be milliseconds".into());
+            }
+            if t.error.as_ref().is_some_and(|e| e.len() > 200) {
+                return Err("error text is limited to 200 characters".into());
+            }
+        }
+        if self
+            .tls_check
+            .as_ref()
+            .and_then(|c| c.ms)
+            .is_some_and(|ms| !duration(ms))
+        {
+            return Err("tls_check.ms must be milliseconds".into());
+        }
+        if self
+            .proxy
+            .as_ref()
+            .is_some_and(|p| p.len() > 200 || !p.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err("proxy must be up to 200 printable characters".into());
         }
         for step in self.down.iter().chain(&self.up).chain(&self.hello) {
             if step.bytes > super::MAX_PROBE_BYTES {

@@ -38,7 +38,7 @@ pub mod run;
 pub mod text;
 
 pub use display::{CipherRow, ExtensionRow, Fact};
-pub use run::{ProbeSection, RunReport, RUN_SCHEMA_VERSION};
+pub use run::{ProbeSection, RunAttempt, RunReport, RUN_SCHEMA_VERSION};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -393,6 +393,10 @@ pub struct AttemptView {
     /// one arrived, and for attempts that never completed a handshake).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request: Option<RequestFacts>,
+    /// The test run one of the connection's requests (or its ClientHello)
+    /// named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub findings: Vec<Finding>,
     /// Behind a load balancer: which (its SYN and `TCP_INFO` absent in a brief).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -471,6 +475,7 @@ impl AttemptView {
             outcome: attempt.outcome.clone(),
             tls,
             first_request: attempt.first_request.get().cloned(),
+            run: attempt.run_id().map(str::to_owned),
             findings,
             load_balancer: BalancerView::of_attempt(attempt),
         }

@@ -15,6 +15,10 @@
 //!   "probe": { "run", "clock_offset_ms", "down": [step], "up": [step],
 //!              "hello": [client step], "tls_check": {...} | null },
 //!   "client": { "address", "port" },
+//!   "attempts": [ { "tie": { "by": "request" | "hello_ladder" | "evidence", "reasons"? },
+//!                   "attempt": {...an attempt brief...} } ],
+//!   "other_clients": [ ...attempt briefs: the address's other clients... ],
+//!   "proxy": { "name", "evidence": [...], "request"? } (when one was seen),
 //!   "connection": { ...the posting connection's report, see `report`... },
 //!   "report_url": "..." (answer only), "report_error": "..." (answer only) }
 //! ```
@@ -25,9 +29,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ClientView, ConnectionReport};
-use crate::diagnose::{Diagnosis, Finding, Severity, Status, TlsCheck};
-use crate::probe::{ClientResults, ClientStep, ProbeRun, StepView};
+use super::{AttemptView, ClientView, ConnectionReport};
+use crate::diagnose::attribution::Tie;
+use crate::diagnose::{Diagnosis, Finding, ProxyUse, Severity, Status, TlsCheck};
+use crate::probe::{ClientResults, ClientStep, HttpsTry, ProbeRun, StepView};
 
 pub const RUN_SCHEMA_VERSION: u32 = 2;
 
@@ -43,6 +48,16 @@ pub struct ProbeSection {
     pub hello: Vec<ClientStep>,
     #[serde(default)]
     pub tls_check: Option<TlsCheck>,
+    /// The page's own HTTPS tries before its ladders, as it timed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https: Vec<HttpsTry>,
+}
+
+/// One of the run's own HTTPS connections, and why it is the run's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunAttempt {
+    pub tie: Tie,
+    pub attempt: AttemptView,
 }
 
 /// One run's report.
@@ -70,8 +85,22 @@ pub struct RunReport {
     pub findings: Vec<Finding>,
     pub probe: ProbeSection,
     pub client: ClientView,
-    /// The posting connection's full report: its ClientHello (raw bytes
-    /// included), TCP facts, and the address's recent HTTPS attempts.
+    /// The run's own HTTPS connections, newest first: those that carried
+    /// its requests or named it, and those evidence ties to it
+    /// (`diagnose::attribution`). The verdict rests on these alone.
+    #[serde(default)]
+    pub attempts: Vec<RunAttempt>,
+    /// Other clients' attempts from the same address during the run: shown
+    /// as context, never this run's cause.
+    #[serde(default)]
+    pub other_clients: Vec<AttemptView>,
+    /// The forwarding proxy the run's requests came through: then the TCP
+    /// facts are the proxy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyUse>,
+    /// The posting connection's report: its ClientHello (raw bytes
+    /// included) and TCP facts. Its `recent_attempts` are left empty: the
+    /// address's attempts are split into `attempts` and `other_clients`.
     pub connection: ConnectionReport,
     /// Where the saved report can be read (in the answer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,12 +146,32 @@ impl RunReport {
                 up: run.up,
                 hello: results.hello.clone(),
                 tls_check: results.tls_check.clone(),
+                https: results.https.clone(),
             },
             client: connection.client.clone(),
+            attempts: Vec::new(),
+            other_clients: Vec::new(),
+            proxy: None,
             connection,
             report_url: None,
             report_error: None,
         }
+    }
+
+    /// The address's attempts, split: the run's own (the verdict's
+    /// evidence) and other clients'. The posting connection's list of the
+    /// address's attempts goes, so none is shown twice.
+    pub fn with_attempts(
+        mut self,
+        own: Vec<RunAttempt>,
+        others: Vec<AttemptView>,
+        proxy: Option<ProxyUse>,
+    ) -> Self {
+        self.attempts = own;
+        self.other_clients = others;
+        self.proxy = proxy;
+        self.connection.recent_attempts.clear();
+        self
     }
 
     /// A stored document, read back (its ClientHellos parsed again from

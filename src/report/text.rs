@@ -227,6 +227,7 @@ pub fn render_saved(doc: &RunReport, link: &str) -> String {
             let _ = writeln!(out, "  {:>9}  {result}", h.bytes);
         }
     }
+    run_attempts_text(&mut out, doc);
     section(&mut out, "The connection that ran the test");
     out.push_str(&wrap(&printable(&doc.connection.summary), WIDTH, "  "));
     connection_text(&mut out, &doc.connection);
@@ -240,6 +241,7 @@ pub fn render_run(report: &RunReport) -> String {
     let mut out = String::new();
     section(&mut out, "Verdict");
     verdict_text(&mut out, &report.verdict, &report.findings);
+    run_attempts_text(&mut out, report);
     match (&report.report_url, &report.report_error) {
         (Some(url), _) => {
             let _ = writeln!(out, "\nReport link (send it to support): {url}");
@@ -253,6 +255,59 @@ pub fn render_run(report: &RunReport) -> String {
         _ => {}
     }
     out
+}
+
+/// The run's own HTTPS connections (why each is the run's), then the other
+/// clients at its address, said to be theirs.
+fn run_attempts_text(out: &mut String, doc: &RunReport) {
+    if !doc.attempts.is_empty() {
+        section(out, "This run's HTTPS connections");
+        for own in &doc.attempts {
+            let a = &own.attempt;
+            out.push_str(&wrap_hanging(
+                &printable(&format!("{}  {}", a.time(), a.summary)),
+                WIDTH,
+                "  ",
+                "    ",
+            ));
+            out.push_str(&wrap(
+                &printable(&format!("ours because {}", own.tie.describe())),
+                WIDTH,
+                "    ",
+            ));
+        }
+    }
+    if !doc.other_clients.is_empty() {
+        let who = if doc.agent == "browser" {
+            "this browser"
+        } else {
+            "this shell"
+        };
+        section(out, "Other clients at your address");
+        out.push_str(&wrap(
+            &format!(
+                "Connections from your address during the test that were not {who}'s (another \
+                 machine behind the same NAT, or another program). They do not change this \
+                 run's verdict."
+            ),
+            WIDTH,
+            "  ",
+        ));
+        for a in &doc.other_clients {
+            let ids: Vec<&str> = a
+                .findings
+                .iter()
+                .filter(|f| f.severity > Severity::Info)
+                .map(|f| &*f.id)
+                .collect();
+            let line = if ids.is_empty() {
+                format!("{}  {}", a.time(), a.summary)
+            } else {
+                format!("{}  {} [{}]", a.time(), a.summary, ids.join(", "))
+            };
+            out.push_str(&wrap_hanging(&printable(&line), WIDTH, "  ", "    "));
+        }
+    }
 }
 
 /// What the text renderer prints of a finding, live or saved.

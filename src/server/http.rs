@@ -232,6 +232,11 @@ fn service(
             attempt
                 .first_request
                 .learn(|| RequestFacts::of(&parts.headers, parts.version));
+            // The test run this request belongs to makes the whole
+            // connection (its hello, SYN, TCP facts) that run's own.
+            if let Some(run) = parts.uri.query().and_then(crate::attempt::named_in_query) {
+                attempt.run.learn(run);
+            }
         }
         parts.extensions.insert(context.clone());
         parts.extensions.insert(tcp.clone());

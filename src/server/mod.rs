@@ -182,6 +182,11 @@ impl Server {
             .with_metrics(metrics.metrics.clone())
             .with_admin_token(config.reports.admin_token.as_deref())
             .with_report_max_bytes(config.reports.max_bytes)
+            .with_report_rate(crate::web::rate::Rate {
+                burst: config.reports.burst,
+                every: config.reports.every,
+                ..crate::web::REPORT_RATE
+            })
             .with_instance(&config.instance_name)
             .with_shared_attempts(shared_attempts.clone())
             .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))

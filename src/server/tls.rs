@@ -70,7 +70,7 @@ async fn establish(
     let pending = shared.state.inflight.register(
         id,
         (peer, local),
-        tcp.handle.clone(),
+        (tcp.handle.clone(), tcp.syn.clone()),
         (accepted, started_at),
     );
     let mut stream = stream;
@@ -175,6 +175,7 @@ async fn establish(
         after_handshake: AfterHandshake::default(),
         icmp_probe,
         first_request: Default::default(),
+        run: Default::default(),
         seen_by: Some(shared.state.instance.clone()),
         balancer,
     };

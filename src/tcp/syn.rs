@@ -259,29 +259,31 @@ fn option_name(kind: u8) -> &'static str {
     }
 }
 
+/// For tests across the crate.
+#[cfg(test)]
+/// A Linux SYN as tcpdump shows it: IPv4, TTL 64, DF, window 64240,
+/// options mss 1460, sackOK, TS val 1 ecr 0, nop, wscale 7.
+pub(crate) fn linux_syn_v4() -> Vec<u8> {
+    let mut ip = vec![
+        0x45, 0x00, 0x00, 0x3c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 127, 0, 0, 1, 127,
+        0, 0, 1,
+    ];
+    let tcp = [
+        0xc3, 0x50, 0x20, 0xfb, 0, 0, 0, 1, 0, 0, 0, 0, 0xa0, 0x02, 0xfa, 0xf0, 0, 0, 0,
+        0, // header
+        0x02, 0x04, 0x05, 0xb4, // mss 1460
+        0x04, 0x02, // sackOK
+        0x08, 0x0a, 0, 0, 0, 1, 0, 0, 0, 0,    // timestamps
+        0x01, // nop
+        0x03, 0x03, 0x07, // wscale 7
+    ];
+    ip.extend(tcp);
+    ip
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A Linux SYN as tcpdump shows it: IPv4, TTL 64, DF, window 64240,
-    /// options mss 1460, sackOK, TS val 1 ecr 0, nop, wscale 7.
-    fn linux_syn_v4() -> Vec<u8> {
-        let mut ip = vec![
-            0x45, 0x00, 0x00, 0x3c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 127, 0, 0, 1,
-            127, 0, 0, 1,
-        ];
-        let tcp = [
-            0xc3, 0x50, 0x20, 0xfb, 0, 0, 0, 1, 0, 0, 0, 0, 0xa0, 0x02, 0xfa, 0xf0, 0, 0, 0,
-            0, // header
-            0x02, 0x04, 0x05, 0xb4, // mss 1460
-            0x04, 0x02, // sackOK
-            0x08, 0x0a, 0, 0, 0, 1, 0, 0, 0, 0,    // timestamps
-            0x01, // nop
-            0x03, 0x03, 0x07, // wscale 7
-        ];
-        ip.extend(tcp);
-        ip
-    }
 
     #[test]
     fn reads_a_linux_ipv4_syn() {

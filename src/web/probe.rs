@@ -21,7 +21,7 @@ use crate::probe::{
     watch, ClientResults, Direction, PacketLimits, ProbeObservation, ProbeRun, Progress, LADDER,
     MAX_PROBE_BYTES, STALL_AFTER, STEP_TIMEOUT,
 };
-use crate::report::RunReport;
+use crate::report::{AttemptView, RunAttempt, RunReport};
 use crate::reports::store::NewReport;
 
 /// Probe ids: unique per process, for the store.
@@ -388,24 +388,26 @@ fn upload_icmp(
 }
 
 /// Saves the run's report; returns its id, or a sentence for the user.
-async fn save(state: &AppState, report: &RunReport) -> Result<String, &'static str> {
-    let store = state.reports.clone()?;
+async fn save(state: &AppState, report: &RunReport) -> Result<String, SaveRefused> {
+    let store = state.reports.clone().map_err(SaveRefused::Store)?;
     let id = crate::reports::new_id().map_err(|err| {
         tracing::error!(error = %err, "no randomness for a report id");
-        "the server could not create a report id"
+        SaveRefused::Store("the server could not create a report id")
     })?;
     let mut document = report.clone();
     document.id = Some(id.clone());
     let body = serde_json::to_string(&document).map_err(|err| {
         tracing::error!(error = %err, "serializing a report");
-        "the server could not write the report"
+        SaveRefused::Store("the server could not write the report")
     })?;
     if body.len() > super::MAX_REPORT_BYTES {
         tracing::warn!(
             bytes = body.len(),
             "a report over the size cap was not saved"
         );
-        return Err("the report is larger than the server keeps");
+        return Err(SaveRefused::Store(
+            "the report is larger than the server keeps",
+        ));
     }
     let max_total = state.report_max_bytes;
     let new = NewReport {
@@ -424,16 +426,17 @@ async fn save(state: &AppState, report: &RunReport) -> Result<String, &'static s
         }
         Ok(Err(err)) => {
             tracing::error!(error = %err, "saving a report failed");
-            Err(err.public_message())
+            Err(SaveRefused::Store(err.public_message()))
         }
         Err(err) => {
             tracing::error!(error = %err, "report save task failed");
-            Err("the server could not write the report")
+            Err(SaveRefused::Store("the server could not write the report"))
         }
     }
 }
 
-/// `POST /api/v1/probe/results`.
+/// `POST /api/v1/probe/results`: the run's verdict, from the run's own
+/// evidence (`diagnose::attribution`), saved when the address may save one.
 pub(super) async fn results(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -451,12 +454,10 @@ pub(super) async fn results(
     if !json {
         return Err(AppError::MediaType("application/json"));
     }
-    state
-        .report_rate
-        .take(context.peer().ip(), tokio::time::Instant::now())
-        .map_err(AppError::TooMany)?;
-    // The posting connection's own report (its ClientHello, SYN, recent
-    // attempts) goes into the saved report; take it before the body is read.
+    let received_at = SystemTime::now();
+    let request_facts = crate::attempt::RequestFacts::of(&headers, request.version());
+    // The posting connection's own report (its ClientHello, SYN), taken
+    // before the body is read.
     let shared = super::observe::shared(&state, context.peer().ip()).await;
     let connection = super::report::build(&state, &request, &shared)?;
     let base = super::base_url(&request, &context);
@@ -471,46 +472,88 @@ pub(super) async fn results(
     results.validate().map_err(AppError::BadRequest)?;
     let peer = context.peer();
     let (run, observations) = merge_when_watched(&state, &results, peer.ip()).await;
-    // The run's window: from shortly before its first transfer (check.sh's
-    // ClientHello ladder and the page's own HTTPS attempt come first), or the
-    // last few minutes when no transfer reached us at all.
-    let since = observations
-        .iter()
-        .filter(|o| o.run.as_deref() == Some(&results.run))
-        .map(|o| o.started_at)
-        .min()
-        .map_or(RUN_WINDOW, |first| {
-            SystemTime::now().duration_since(first).unwrap_or_default() + RUN_LEAD
-        });
+    let started_at = run_start(&results, &observations, received_at);
+    let mut client = client_side(&results, started_at, &request_facts);
+    if !client.failed.is_empty() {
+        // A connection of the run that is stuck right now shows its fate
+        // within seconds: wait for it rather than judge without it.
+        settle_in_flight(&state, peer.ip(), started_at).await;
+    }
+    let since = SystemTime::now()
+        .duration_since(started_at)
+        .unwrap_or_default()
+        + CLOCK_SLACK;
     let attempts = super::observe::attempts(&state, peer.ip(), since, &shared);
+    let split = diagnose::attribution::attribute(
+        &attempts,
+        &diagnose::attribution::RunClient {
+            run: &results.run,
+            failed: &client.failed,
+            user_agent: request_facts.user_agent.as_deref(),
+            syn: tcp.syn.as_deref(),
+        },
+    );
+    let profile = state.profile();
+    let own = split.own_attempts();
+    let mut judged = diagnose::Judged::of(own.iter().chain(&split.others), &profile);
+    if client.proxy.is_none() && context.via().is_none() {
+        client.proxy = results.proxy.as_deref().map(diagnose::ProxyUse::configured);
+    }
     let diagnosis = diagnose::diagnose(
         &Observations {
             ip: IpVersion::of(peer.ip()),
-            attempts: &attempts,
+            attempts: &own,
             run: Some(&run),
             hello_ladder: &results.hello,
             tls_check: results.tls_check.as_ref(),
             syn: tcp.syn.as_deref(),
             how_to_test: &how_to_test,
             via: context.via(),
-            judged: None,
+            judged: Some(&judged),
+            client: Some(&client),
         },
-        &state.profile(),
+        &profile,
     );
-    let mut answer = RunReport::new(&results, run, diagnosis, connection);
+    let own_views = split
+        .own
+        .iter()
+        .map(|(a, tie)| RunAttempt {
+            tie: tie.clone(),
+            attempt: AttemptView::new(a, judged.take(a, &profile)).brief(),
+        })
+        .collect();
+    let other_views = split
+        .others
+        .iter()
+        .take(MAX_OTHER_CLIENTS)
+        .map(|a| AttemptView::new(a, judged.take(a, &profile)).brief())
+        .collect();
+    let mut answer = RunReport::new(&results, run, diagnosis, connection).with_attempts(
+        own_views,
+        other_views,
+        client.proxy.clone(),
+    );
     state.metrics.path_test(answer.status, &results.agent);
-    let saved = save(&state, &answer).await;
+    // Storage is what the limit protects; the verdict is given either way.
+    let saved = match state
+        .report_rate
+        .take(peer.ip(), tokio::time::Instant::now())
+    {
+        Ok(()) => save(&state, &answer).await,
+        Err(wait) => Err(SaveRefused::Limited(wait)),
+    };
     state.metrics.report(saved.is_ok());
     match saved {
         Ok(id) => {
             answer.report_url = Some(format!("{base}/r/{id}"));
             answer.id = Some(id);
         }
-        Err(message) => answer.report_error = Some(message.to_owned()),
+        Err(refused) => answer.report_error = Some(refused.to_string()),
     }
     tracing::info!(
         target: "tlsdiag::probe",
         peer = %context.peer(), run = %answer.probe.run, agent = %results.agent,
+        own = answer.attempts.len(), others = answer.other_clients.len(),
         findings = ?answer.findings.iter().map(|f| &*f.id).collect::<Vec<_>>(),
         "probe run"
     );
@@ -519,6 +562,121 @@ pub(super) async fn results(
         _ => no_store(axum::Json(answer)),
     })
 }
+
+/// Most other clients' attempts a run report lists.
+const MAX_OTHER_CLIENTS: usize = 20;
+
+/// Why a run's report was not saved, in words for the user.
+#[derive(Debug, thiserror::Error)]
+enum SaveRefused {
+    #[error("not saved: too many reports from your address; the next can be saved in {} s", .0.as_secs().max(1))]
+    Limited(std::time::Duration),
+    #[error("{0}")]
+    Store(&'static str),
+}
+
+/// When the run began, on our clock: the client's own count of the time
+/// since (a duration, so no clock offset), or else shortly before its first
+/// transfer reached us, or else the last few minutes.
+fn run_start(
+    results: &ClientResults,
+    observations: &[Arc<ProbeObservation>],
+    received_at: SystemTime,
+) -> SystemTime {
+    if let Some(ms) = results.run_ms {
+        return received_at
+            .checked_sub(std::time::Duration::from_secs_f64(ms / 1000.0))
+            .unwrap_or(received_at);
+    }
+    observations
+        .iter()
+        .filter(|o| o.run.as_deref() == Some(&results.run))
+        .map(|o| o.started_at)
+        .min()
+        .and_then(|first| first.checked_sub(RUN_LEAD))
+        .or_else(|| received_at.checked_sub(RUN_WINDOW))
+        .unwrap_or(received_at)
+}
+
+/// What the client itself saw: its HTTPS tries that failed, placed on our
+/// clock from the run's start, and the proxy its requests named.
+fn client_side(
+    results: &ClientResults,
+    started_at: SystemTime,
+    request: &crate::attempt::RequestFacts,
+) -> diagnose::ClientSide {
+    use diagnose::attribution::FailedTry;
+    let at = |ms: f64| started_at + std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+    let mut failed: Vec<FailedTry> = results
+        .https
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| FailedTry {
+            from: at(t.started_ms),
+            to: at(t.started_ms + t.ms),
+            error: t.error.clone().unwrap_or_else(|| "failed".to_owned()),
+        })
+        .collect();
+    let mut request_failed = results
+        .https
+        .iter()
+        .find(|t| !t.ok)
+        .map(|t| t.error.clone().unwrap_or_else(|| "failed".to_owned()));
+    // check.sh's certificate check is its first request, made as the run
+    // began (the page reports its tries above instead).
+    let check = results.tls_check.as_ref().filter(|c| !c.verified);
+    if let Some(check) = check.filter(|_| results.https.is_empty()) {
+        let ms = check.ms.unwrap_or(CHECK_SH_TLS_TIMEOUT_MS);
+        let error = check
+            .error
+            .clone()
+            .unwrap_or_else(|| "certificate not verified".to_owned());
+        failed.push(FailedTry {
+            from: at(0.0),
+            to: at(ms),
+            error: error.clone(),
+        });
+        if check.error.is_some() && request_failed.is_none() {
+            request_failed = Some(error);
+        }
+    }
+    let recovered = results.https.iter().skip_while(|t| t.ok).any(|t| t.ok);
+    diagnose::ClientSide {
+        who: if results.agent == "browser" {
+            "your browser"
+        } else {
+            "check.sh"
+        },
+        failed,
+        request_failed,
+        recovered,
+        proxy: diagnose::ProxyUse::from_request(request),
+    }
+}
+
+/// check.sh's certificate check gives up after 8 s (`--max-time 8`).
+const CHECK_SH_TLS_TIMEOUT_MS: f64 = 8_000.0;
+
+/// Waits, at most [`SETTLE_LIMIT`], until every HTTPS connection from `ip`
+/// that began during the run has either ended or shows that it is stuck.
+async fn settle_in_flight(state: &AppState, ip: std::net::IpAddr, since: SystemTime) {
+    let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+    while tokio::time::Instant::now() < deadline {
+        let young = state
+            .inflight
+            .snapshots(ip)
+            .iter()
+            .any(|s| s.started_at >= since && s.as_stalled_attempt().is_none());
+        if !young {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// How long a run's results wait for its connections still in flight: past
+/// the 3 s after which a stuck one shows as stalled.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(3_500);
 
 /// Merges the client's steps with the server's observations. A download's
 /// observation is recorded when its watcher sees the last byte acknowledged,
@@ -551,8 +709,13 @@ const WATCHER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// A results body is a few KiB; this bounds what a client can make us parse.
 const RESULTS_LIMIT: usize = 64 * 1024;
 
-/// Attempts this long before a run's first transfer belong to the run.
+/// How long before the run's start its window opens: a connection is
+/// accepted a moment before the client's clock says it began, and without
+/// the client's own count the first transfer comes well after the start.
 const RUN_LEAD: std::time::Duration = std::time::Duration::from_secs(60);
+/// How much earlier than the run's start its window opens: the client's
+/// count and our clock differ by the post's travel time.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 /// The window when no transfer of the run reached us.
 const RUN_WINDOW: std::time::Duration = std::time::Duration::from_secs(180);
 

@@ -167,6 +167,7 @@ pub(super) fn build(
             how_to_test: &how_to_test,
             via: context.via(),
             judged: Some(&judged),
+            client: None,
         },
         &profile,
     );
