@@ -1,6 +1,7 @@
-//! What this server accepts: versions, suites, groups, signature schemes and the
-//! names its certificate covers. Built once at startup from the rustls config and
-//! the certificate; read by diagnosis to explain mismatches ("you offered X, we
+//! What this server accepts: versions, suites, groups, signature schemes,
+//! application protocols (ALPN) and the names its certificate covers. Built
+//! from the rustls config and the certificate (again whenever the certificate
+//! changes); read by diagnosis to explain mismatches ("you offered X, we
 //! support Y").
 
 use serde::Serialize;
@@ -13,6 +14,11 @@ pub struct ServerProfile {
     pub cipher_suites: Vec<CipherSuite>,
     pub groups: Vec<NamedGroup>,
     pub signature_schemes: Vec<SignatureScheme>,
+    /// The application protocols (ALPN ids, RFC 7301) we serve, in our order of
+    /// preference. `acme-tls/1`, offered only so a CA validating TLS-ALPN-01
+    /// reaches its challenge certificate, is left out: telling a client to
+    /// offer it would be wrong.
+    pub alpn_protocols: Vec<String>,
     /// DNS names and IP addresses the certificate covers (`*.` wildcards allowed).
     pub served_names: Vec<String>,
     /// The common name of our certificate's issuer: a client shown another

@@ -375,6 +375,63 @@ async fn no_shared_group_and_no_shared_signature_scheme_list_both_sides() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn openssl_offering_only_foo_is_no_common_alpn_naming_both_lists() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let server = server().await;
+    s_client(&server, &["-alpn", "foo", "-servername", "localhost"]).await;
+    let attempt = only_attempt(&server).await;
+    assert_eq!(
+        attempt["outcome"]["kind"], "no_application_protocol",
+        "{attempt:#}"
+    );
+    assert_eq!(attempt["outcome"]["offered"], serde_json::json!(["foo"]));
+    // What the server's rustls config offers (certs::server_config).
+    assert_eq!(
+        attempt["outcome"]["supported"],
+        serde_json::json!(["h2", "http/1.1"])
+    );
+    let f = finding(&attempt, "tls.no-common-alpn");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(evidence(f, "client offered"), "foo");
+    assert_eq!(evidence(f, "this server speaks"), "h2, http/1.1");
+    assert!(!f["title"].as_str().unwrap().contains("QUIC"), "{f:#}");
+}
+
+/// HTTP/3's ALPN id alone, over TCP: what a client configured for QUIC sends
+/// when its hello goes out on a TCP connection instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rustls_client_offering_only_h3_over_tcp_is_told_it_sent_a_quic_hello() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.https).await.unwrap();
+    let result = tokio_rustls::TlsConnector::from(server.client_config(&["h3"]))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await;
+    let err = result.expect_err("no protocol in common");
+    // RFC 7301 §3.2: the server answers with no_application_protocol (120).
+    assert!(
+        err.to_string().contains("NoApplicationProtocol"),
+        "the client saw {err}"
+    );
+    let attempt = only_attempt(&server).await;
+    assert_eq!(
+        attempt["outcome"]["kind"], "no_application_protocol",
+        "{attempt:#}"
+    );
+    assert_eq!(attempt["outcome"]["offered"], serde_json::json!(["h3"]));
+    let f = finding(&attempt, "tls.no-common-alpn");
+    assert_eq!(evidence(f, "client offered"), "h3");
+    let words = format!("{} {}", f["title"], f["explanation"]);
+    assert!(words.contains("QUIC ClientHello"), "{words}");
+    assert!(words.contains("over TCP"), "{words}");
+    assert!(fixes(f).contains("h2, http/1.1"), "{f:#}");
+}
+
 /// A ClientHello that stops arriving is visible while it hangs, long before
 /// the server's hello timeout ends it: the customer's page and check.sh get
 /// their verdict within seconds, not after a minute.

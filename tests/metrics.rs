@@ -407,7 +407,7 @@ async fn post_results(http: SocketAddr) -> serde_json::Value {
 
 const ATTEMPTS: &str = "tlsdiag_tls_attempts_total";
 const BY_NETWORK: &str = "tlsdiag_tls_attempts_by_network_total";
-const OUTCOMES: [&str; 14] = [
+const OUTCOMES: [&str; 15] = [
     "completed",
     "hello_incomplete",
     "no_data",
@@ -417,6 +417,7 @@ const OUTCOMES: [&str; 14] = [
     "cipher",
     "group",
     "signature",
+    "alpn",
     "alert",
     "closed",
     "reset",

@@ -32,6 +32,7 @@ pub fn profile() -> &'static ServerProfile {
             .map(NamedGroup)
             .collect(),
         signature_schemes: vec![SignatureScheme(0x0403)],
+        alpn_protocols: vec!["h2".into(), "http/1.1".into()],
         served_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         issuer_cn: Some("rcgen self signed cert".into()),
     })

@@ -105,6 +105,15 @@ fn outcome(o: &Outcome) -> usize {
     // message, a preview of non-TLS bytes); their serialized length bounds them.
     match o {
         Outcome::Completed => 0,
+        // Two lists of short strings: their heap, not their JSON, which
+        // leaves out each string's own header.
+        Outcome::NoApplicationProtocol { offered, supported } => [offered, supported]
+            .iter()
+            .map(|ids| {
+                ids.capacity() * size_of::<String>()
+                    + ids.iter().map(String::capacity).sum::<usize>()
+            })
+            .sum(),
         other => serde_json::to_string(other).map_or(0, |s| s.len()),
     }
 }

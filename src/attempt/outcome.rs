@@ -36,6 +36,9 @@ pub enum HandshakeError {
     NoSharedCipher,
     NoSharedGroup,
     NoSharedSignatureScheme,
+    /// None of the client's ALPN protocols is one we serve: rustls sent the
+    /// `no_application_protocol` alert.
+    NoApplicationProtocol,
     /// rustls refused the client's versions (its words).
     UnsupportedVersion(String),
     /// The client's messages broke the protocol.
@@ -86,12 +89,17 @@ impl HandshakeError {
                 | P::Tls12NotOfferedOrEnabled => Self::UnsupportedVersion(format!("{p:?}")),
                 other => Self::Protocol(format!("{other:?}")),
             },
+            rustls::Error::NoApplicationProtocol => Self::NoApplicationProtocol,
             rustls::Error::PeerMisbehaved(m) => Self::Protocol(format!("{m:?}")),
             rustls::Error::InvalidMessage(m) => Self::Protocol(format!("invalid message: {m:?}")),
             other => Self::Other(other.to_string()),
         }
     }
 }
+
+/// Most ALPN ids an outcome keeps of the client's list. Clients offer two or
+/// three; a hostile hello can offer thousands, all still in the raw bytes.
+pub const MAX_OFFERED_PROTOCOLS: usize = 16;
 
 /// How one attempt ended. Serialized with a `kind` tag; the ids are stable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -132,6 +140,15 @@ pub enum Outcome {
     NoSharedCipher,
     NoSharedGroup,
     NoSharedSignatureScheme,
+    /// No application protocol in common (ALPN, RFC 7301 §3.2): we answered
+    /// with the `no_application_protocol` alert.
+    NoApplicationProtocol {
+        /// The client's ALPN ids in its order, as `tls.alpn` shows them (lossy
+        /// UTF-8), at most [`MAX_OFFERED_PROTOCOLS`].
+        offered: Vec<String>,
+        /// The ids we serve, in our order of preference.
+        supported: Vec<String>,
+    },
     /// The client aborted the handshake with an alert.
     ClientAlert {
         alert: AlertDescription,
@@ -193,6 +210,7 @@ impl Outcome {
             Outcome::NoSharedCipher => "No cipher suite in common".into(),
             Outcome::NoSharedGroup => "No key-exchange group in common".into(),
             Outcome::NoSharedSignatureScheme => "No signature algorithm in common".into(),
+            Outcome::NoApplicationProtocol { .. } => "No application protocol (ALPN) in common".into(),
             Outcome::ClientAlert { alert } => format!("The client aborted with alert {alert}"),
             Outcome::ClosedMidHandshake => "The client closed after its ClientHello".into(),
             Outcome::ResetMidHandshake => "Reset after the ClientHello".into(),
@@ -256,6 +274,7 @@ fn classify_handshake(
         HandshakeError::NoSharedCipher
             | HandshakeError::NoSharedGroup
             | HandshakeError::NoSharedSignatureScheme
+            | HandshakeError::NoApplicationProtocol
             | HandshakeError::UnsupportedVersion(_)
             | HandshakeError::Protocol(_)
             | HandshakeError::Other(_)
@@ -278,6 +297,15 @@ fn classify_handshake(
         HandshakeError::NoSharedCipher => Outcome::NoSharedCipher,
         HandshakeError::NoSharedGroup => Outcome::NoSharedGroup,
         HandshakeError::NoSharedSignatureScheme => Outcome::NoSharedSignatureScheme,
+        HandshakeError::NoApplicationProtocol => Outcome::NoApplicationProtocol {
+            offered: hello
+                .alpn()
+                .iter()
+                .take(MAX_OFFERED_PROTOCOLS)
+                .map(|p| p.name().into_owned())
+                .collect(),
+            supported: server.alpn_protocols.clone(),
+        },
         // The hello offers TLS 1.2 or newer (older returned above), so this is
         // not "too old": report rustls' own words.
         HandshakeError::UnsupportedVersion(detail) => Outcome::OtherError {
@@ -357,6 +385,87 @@ mod tests {
                 out_of_order_segments: 0,
             }
         );
+    }
+
+    /// A real ClientHello from a rustls client configured to offer `alpn`.
+    fn rustls_hello(alpn: &[&[u8]]) -> (Vec<u8>, ClientHello) {
+        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut wire = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut wire).unwrap();
+        }
+        let hello = crate::hello::parse_client_hello(&wire).unwrap();
+        (wire, hello)
+    }
+
+    fn http_server() -> ServerProfile {
+        ServerProfile {
+            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            ..ServerProfile::default()
+        }
+    }
+
+    #[test]
+    fn rustls_no_application_protocol_through_tokio_rustls_is_recognised() {
+        // tokio-rustls hands rustls' error back inside an io::Error.
+        let err = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::NoApplicationProtocol,
+        );
+        assert_eq!(
+            HandshakeError::from_io(&err),
+            HandshakeError::NoApplicationProtocol
+        );
+    }
+
+    #[test]
+    fn no_common_alpn_carries_both_lists() {
+        let (raw, hello) = rustls_hello(&[b"foo"]);
+        let got = classify(
+            &CaptureEnd::Complete(Box::new(hello)),
+            &raw,
+            Some(&HandshakeError::NoApplicationProtocol),
+            &http_server(),
+            None,
+        );
+        assert_eq!(
+            got,
+            Outcome::NoApplicationProtocol {
+                offered: vec!["foo".into()],
+                supported: vec!["h2".into(), "http/1.1".into()],
+            }
+        );
+        let json = serde_json::to_value(&got).unwrap();
+        assert_eq!(json["kind"], "no_application_protocol");
+        assert_eq!(json["offered"], serde_json::json!(["foo"]));
+    }
+
+    #[test]
+    fn a_hostile_alpn_list_is_kept_to_its_bound() {
+        let names: Vec<Vec<u8>> = (0..40).map(|i| format!("p{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+        let (raw, hello) = rustls_hello(&refs);
+        let got = classify(
+            &CaptureEnd::Complete(Box::new(hello)),
+            &raw,
+            Some(&HandshakeError::NoApplicationProtocol),
+            &http_server(),
+            None,
+        );
+        let Outcome::NoApplicationProtocol { offered, .. } = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!(offered.len(), MAX_OFFERED_PROTOCOLS);
+        assert_eq!(offered[0], "p0");
     }
 
     #[test]

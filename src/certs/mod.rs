@@ -36,6 +36,11 @@ const DEV_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
 /// reload check.
 pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
+/// The application protocols (ALPN ids) we serve, in our order of preference:
+/// one list for the rustls config and the profile diagnosis reads, so what we
+/// tell a client we speak is what the handshake offered.
+pub const SERVED_ALPN: [&str; 2] = ["h2", "http/1.1"];
+
 /// ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
@@ -193,7 +198,7 @@ pub fn server_config(served: Arc<Served>, acme_tls_alpn: bool) -> Result<Arc<Ser
         .context("configuring TLS versions")?
         .with_no_client_auth()
         .with_cert_resolver(served);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = SERVED_ALPN.iter().map(|p| p.as_bytes().to_vec()).collect();
     if acme_tls_alpn {
         config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
     }
@@ -234,6 +239,7 @@ fn profile(
             .map(|g| NamedGroup(u16::from(g.name())))
             .collect(),
         signature_schemes,
+        alpn_protocols: SERVED_ALPN.iter().map(|p| (*p).to_owned()).collect(),
         served_names: served_names(leaf)?,
         issuer_cn: issuer_cn(leaf),
     })

@@ -5,10 +5,12 @@ use super::fixes::{self, IpVersion};
 use super::{Finding, Severity};
 use crate::attempt::{Outcome, StallEnd, TlsAttempt};
 use crate::hello::error::NotTlsKind;
-use crate::hello::wire::{AlertDescription, CipherSuite, NamedGroup, SignatureScheme};
+use crate::hello::wire::{
+    AlertDescription, CipherSuite, ExtensionType, NamedGroup, SignatureScheme,
+};
 use crate::hello::ClientHello;
 use crate::profile::ServerProfile;
-use crate::util::thousands;
+use crate::util::{printable, thousands};
 
 pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Finding> {
     let hello = attempt.client_hello.as_ref();
@@ -44,6 +46,9 @@ pub(super) fn outcome(attempt: &TlsAttempt, server: &ServerProfile) -> Option<Fi
         Outcome::NoSharedCipher => Some(no_shared_cipher(hello, server)),
         Outcome::NoSharedGroup => Some(no_shared_group(hello, server)),
         Outcome::NoSharedSignatureScheme => Some(no_shared_signature_scheme(hello, server)),
+        Outcome::NoApplicationProtocol { offered, supported } => {
+            Some(no_common_alpn(offered, supported, hello))
+        }
         Outcome::ClientAlert { alert } => Some(client_alert(*alert, hello)),
         Outcome::ClosedMidHandshake if interceptor_took_our_flight(attempt).is_some() => {
             interceptor_took_our_flight(attempt).map(interceptor_hung_up)
@@ -480,6 +485,90 @@ fn no_shared_signature_scheme(hello: Option<&ClientHello>, server: &ServerProfil
     )
 }
 
+/// HTTP/3 (RFC 9114) and its drafts' ALPN ids: `h3`, `h3-29`, Google's `h3-Q050`.
+fn is_h3(id: &str) -> bool {
+    id == "h3" || id.starts_with("h3-")
+}
+
+/// `offered` is the outcome's (bounded) copy of the client's ALPN list, whose
+/// ids are the peer's bytes: shown through [`printable`].
+fn no_common_alpn(
+    offered: &[String],
+    supported: &[String],
+    hello: Option<&ClientHello>,
+) -> Finding {
+    let total = hello.map_or(offered.len(), |h| h.alpn().len());
+    let mut theirs = list(offered.iter().map(|id| printable(id)));
+    if total > offered.len() {
+        theirs.push_str(&format!(" and {} more", thousands(total - offered.len())));
+    }
+    let ours = list(supported.iter());
+    let only_h3 =
+        total == offered.len() && !offered.is_empty() && offered.iter().all(|id| is_h3(id));
+    // Only a QUIC stack adds this extension (RFC 9001 §8.2).
+    let quic_parameters = hello.is_some_and(|h| {
+        h.extension(ExtensionType::QUIC_TRANSPORT_PARAMETERS)
+            .is_some()
+    });
+    let alert = AlertDescription::NO_APPLICATION_PROTOCOL.to_string();
+    let f = if only_h3 || quic_parameters {
+        let why = match (only_h3, quic_parameters) {
+            (true, true) => {
+                format!("it offers only HTTP/3 ({theirs}) and carries QUIC transport parameters")
+            }
+            (true, false) => format!("it offers only HTTP/3 ({theirs})"),
+            (false, _) => "it carries QUIC transport parameters".to_owned(),
+        };
+        Finding::new(
+            "tls.no-common-alpn",
+            Severity::Error,
+            "A QUIC ClientHello was sent over TCP",
+        )
+        .explain(format!(
+            "This is a QUIC ClientHello: {why}. HTTP/3 runs over QUIC, on UDP, with the TLS \
+             handshake carried inside QUIC packets, so no server can agree to it on a TCP \
+             connection. The client thinks it is talking QUIC/HTTP/3 but sent its ClientHello over \
+             TCP: usually TLS settings made for a QUIC connection reused for a TCP one. Over TCP \
+             this server speaks {ours}, none of which the client offered, so it ended the \
+             handshake with the {alert} alert."
+        ))
+        .evidence("client offered", theirs)
+        .evidence("this server speaks", ours.clone())
+        .fix(format!(
+            "Over TCP (HTTPS), offer one of {ours} in ALPN; keep h3 for connections made over QUIC."
+        ))
+        .fix("To use HTTP/3, send the ClientHello inside QUIC, over UDP, to a server that serves HTTP/3: this server does not.")
+    } else {
+        Finding::new(
+            "tls.no-common-alpn",
+            Severity::Error,
+            "No application protocol (ALPN) in common",
+        )
+        .explain(format!(
+            "With ALPN (RFC 7301) the client lists the application protocols it can speak over \
+             TLS and the server picks one. None of the client's ({theirs}) is one this server \
+             speaks ({ours}), so it ended the handshake with the {alert} alert rather than guess. \
+             Either the client was pointed at the wrong service, or it was configured with \
+             protocol names this server does not use."
+        ))
+        .evidence("client offered", theirs)
+        .evidence("this server speaks", ours.clone())
+        .fix(format!(
+            "Let the client offer one of {ours} (openssl s_client: -alpn http/1.1), or send no ALPN extension at all."
+        ))
+        .fix("If the client speaks a protocol other than HTTP, point it at the host and port of that service.")
+    };
+    let f = f.evidence("alert we sent", alert);
+    if quic_parameters {
+        f.evidence(
+            "quic_transport_parameters",
+            "present: a QUIC stack built this ClientHello",
+        )
+    } else {
+        f
+    }
+}
+
 fn client_alert(alert: AlertDescription, hello: Option<&ClientHello>) -> Finding {
     let name = alert.to_string();
     let certificate_alert = matches!(
@@ -671,6 +760,109 @@ mod tests {
             who.value.starts_with("a client we cannot name"),
             "{}",
             who.value
+        );
+    }
+
+    fn ids(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn shown<'a>(f: &'a Finding, label: &str) -> &'a str {
+        let e = f.evidence.iter().find(|e| e.label == label);
+        e.map_or_else(|| panic!("no {label:?} in {f:#?}"), |e| e.value.as_str())
+    }
+
+    const HTTP: [&str; 2] = ["h2", "http/1.1"];
+
+    #[test]
+    fn no_common_alpn_names_both_lists() {
+        // openssl s_client -alpn foo
+        let f = no_common_alpn(&ids(&["foo"]), &ids(&HTTP), None);
+        assert_eq!(f.id, "tls.no-common-alpn");
+        assert_eq!(f.severity, Severity::Error);
+        assert_eq!(f.title, "No application protocol (ALPN) in common");
+        assert_eq!(shown(&f, "client offered"), "foo");
+        assert_eq!(shown(&f, "this server speaks"), "h2, http/1.1");
+        assert_eq!(shown(&f, "alert we sent"), "no_application_protocol");
+        assert!(
+            f.explanation.contains("(foo)") && f.explanation.contains("(h2, http/1.1)"),
+            "{}",
+            f.explanation
+        );
+        assert!(!f.explanation.contains("QUIC"), "{}", f.explanation);
+    }
+
+    #[test]
+    fn only_h3_is_a_quic_hello_over_tcp() {
+        for offered in [&["h3"][..], &["h3-29"], &["h3", "h3-29", "h3-Q050"]] {
+            let f = no_common_alpn(&ids(offered), &ids(&HTTP), None);
+            assert_eq!(f.id, "tls.no-common-alpn");
+            assert_eq!(
+                f.title, "A QUIC ClientHello was sent over TCP",
+                "{offered:?}"
+            );
+            assert!(
+                f.explanation.contains("sent its ClientHello over TCP"),
+                "{}",
+                f.explanation
+            );
+            assert!(
+                f.fix.iter().any(|s| s.contains("h2, http/1.1")),
+                "{:?}",
+                f.fix
+            );
+        }
+        // h3 beside a protocol that is not HTTP/3 is a plain mismatch.
+        let f = no_common_alpn(&ids(&["h3", "foo"]), &ids(&HTTP), None);
+        assert_eq!(f.title, "No application protocol (ALPN) in common");
+        let f = no_common_alpn(&ids(&["h30"]), &ids(&HTTP), None);
+        assert_eq!(f.title, "No application protocol (ALPN) in common");
+    }
+
+    #[test]
+    fn a_quic_stacks_hello_is_named_quic_whatever_its_alpn() {
+        // What rustls' QUIC client puts in its CRYPTO frames, framed as a TLS
+        // record: as if written to a TCP socket.
+        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"hq-interop".to_vec()];
+        let mut conn = rustls::quic::ClientConnection::new(
+            std::sync::Arc::new(config),
+            rustls::quic::Version::V1,
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            vec![0x01, 0x02, 0x40, 0x64],
+        )
+        .unwrap();
+        let mut message = Vec::new();
+        conn.write_hs(&mut message);
+        let mut record = vec![0x16, 0x03, 0x01];
+        record.extend(u16::try_from(message.len()).unwrap().to_be_bytes());
+        record.extend(message);
+        let hello = crate::hello::parse_client_hello(&record).unwrap();
+        let f = no_common_alpn(&ids(&["hq-interop"]), &ids(&HTTP), Some(&hello));
+        assert_eq!(f.title, "A QUIC ClientHello was sent over TCP");
+        assert!(shown(&f, "quic_transport_parameters").starts_with("present"));
+    }
+
+    #[test]
+    fn hostile_alpn_ids_are_shown_escaped() {
+        // Lossy UTF-8 (as the outcome keeps them), with a terminal escape and
+        // a right-to-left override.
+        let offered = ids(&["x\u{1b}[31m", "\u{fffd}\u{fffd}", "a\u{202e}b"]);
+        let f = no_common_alpn(&offered, &ids(&HTTP), None);
+        let text = format!("{} {}", shown(&f, "client offered"), f.explanation);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert_eq!(
+            shown(&f, "client offered"),
+            "x\\u{1b}[31m, \u{fffd}\u{fffd}, a\\u{202e}b"
         );
     }
 

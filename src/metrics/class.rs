@@ -17,6 +17,7 @@ pub enum OutcomeClass {
     Cipher,
     Group,
     Signature,
+    Alpn,
     Alert,
     Closed,
     Reset,
@@ -26,7 +27,7 @@ pub enum OutcomeClass {
 
 impl OutcomeClass {
     /// How many classes there are: the bound on `outcome` label values.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     /// Every class, in label order.
     pub const ALL: [OutcomeClass; Self::COUNT] = [
@@ -39,6 +40,7 @@ impl OutcomeClass {
         Self::Cipher,
         Self::Group,
         Self::Signature,
+        Self::Alpn,
         Self::Alert,
         Self::Closed,
         Self::Reset,
@@ -59,6 +61,7 @@ impl OutcomeClass {
             Outcome::NoSharedCipher => Self::Cipher,
             Outcome::NoSharedGroup => Self::Group,
             Outcome::NoSharedSignatureScheme => Self::Signature,
+            Outcome::NoApplicationProtocol { .. } => Self::Alpn,
             Outcome::ClientAlert { .. } => Self::Alert,
             Outcome::ClosedMidHandshake => Self::Closed,
             Outcome::ResetMidHandshake => Self::Reset,
@@ -84,6 +87,7 @@ impl OutcomeClass {
             Self::Cipher => "cipher",
             Self::Group => "group",
             Self::Signature => "signature",
+            Self::Alpn => "alpn",
             Self::Alert => "alert",
             Self::Closed => "closed",
             Self::Reset => "reset",
@@ -140,6 +144,12 @@ mod tests {
             OutcomeClass::of(&Outcome::ResetMidHandshake),
             OutcomeClass::Reset
         );
+        let alpn = Outcome::NoApplicationProtocol {
+            offered: vec!["foo".into()],
+            supported: vec!["h2".into()],
+        };
+        assert_eq!(OutcomeClass::of(&alpn), OutcomeClass::Alpn);
+        assert_eq!(OutcomeClass::Alpn.label(), "alpn");
     }
 
     #[test]
