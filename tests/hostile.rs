@@ -489,9 +489,7 @@ async fn report_creation_is_rate_limited_json_only_and_within_the_disk_cap() {
         } else {
             let why = json["report_error"].as_str().unwrap_or_default();
             assert!(
-                why.starts_with(
-                    "not saved: too many reports from your address; the next can be saved in "
-                ),
+                why.starts_with("too many reports from your address; the next can be saved in "),
                 "{why}"
             );
             limited += 1;

@@ -569,7 +569,7 @@ const MAX_OTHER_CLIENTS: usize = 20;
 /// Why a run's report was not saved, in words for the user.
 #[derive(Debug, thiserror::Error)]
 enum SaveRefused {
-    #[error("not saved: too many reports from your address; the next can be saved in {} s", .0.as_secs().max(1))]
+    #[error("too many reports from your address; the next can be saved in {} s", .0.as_secs().max(1))]
     Limited(std::time::Duration),
     #[error("{0}")]
     Store(&'static str),
