@@ -229,6 +229,17 @@ pub fn render_saved(doc: &RunReport, link: &str) -> String {
     }
     run_attempts_text(&mut out, doc);
     section(&mut out, "The connection that ran the test");
+    if let Some(proxy) = &doc.proxy {
+        out.push_str(&wrap(
+            &printable(&format!(
+                "Through your proxy ({}): the SYN, packet sizes and TCP facts below are the \
+                 proxy's connection to us, not your computer's.",
+                proxy.name
+            )),
+            WIDTH,
+            "  ",
+        ));
+    }
     out.push_str(&wrap(&printable(&doc.connection.summary), WIDTH, "  "));
     connection_text(&mut out, &doc.connection);
     let _ = writeln!(out, "\nReport link: {link}");
