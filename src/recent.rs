@@ -22,6 +22,11 @@ pub trait Recorded {
     fn id(&self) -> u64;
     /// Bytes the record holds in memory, for the byte budgets.
     fn approx_bytes(&self) -> usize;
+    /// Whether an address's full list may drop this record before older
+    /// ones: it is context nobody's verdict rests on.
+    fn expendable(&self) -> bool {
+        false
+    }
 }
 
 impl Recorded for TlsAttempt {
@@ -37,7 +42,19 @@ impl Recorded for TlsAttempt {
     fn approx_bytes(&self) -> usize {
         crate::attempt::footprint::of(self)
     }
+
+    /// A connection that worked and that no test run named: behind a busy
+    /// NAT address these are most of the list, and they must not push out
+    /// the stuck and failed attempts a run's verdict rests on.
+    fn expendable(&self) -> bool {
+        self.succeeded() && self.run.get().is_none()
+    }
 }
+
+/// How long a record stays safe from being dropped as expendable: a run's
+/// connection is recorded when its handshake ends, a moment before the
+/// request that names the run arrives.
+const EXPENDABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Limits for a [`RecentStore`].
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +147,17 @@ impl<T: Recorded> RecentStore<T> {
             inner.bytes += bytes;
             inner.order.push_back((address, id));
             if list.len() > self.limits.per_address {
-                if let Some(old) = list.pop_front() {
+                // The oldest expendable record goes first, else the oldest.
+                // (The global order finds a record dropped from the middle
+                // gone when it reaches it, as it does one the cap dropped.)
+                let at = list
+                    .iter()
+                    .position(|e| {
+                        now.saturating_duration_since(e.at) >= EXPENDABLE_AFTER
+                            && e.record.expendable()
+                    })
+                    .unwrap_or(0);
+                if let Some(old) = list.remove(at) {
                     inner.bytes -= old.bytes;
                     evicted.push(old);
                 }
@@ -279,6 +306,40 @@ mod tests {
         );
         assert_eq!(ids(&store.recent_at([127, 0, 0, 2].into(), now)), vec![2]);
         assert!(store.recent_at([127, 0, 0, 3].into(), now).is_empty());
+    }
+
+    #[test]
+    fn a_full_address_drops_other_clients_successes_before_a_runs_evidence() {
+        let limits = StoreLimits {
+            per_address: 3,
+            ..StoreLimits::default()
+        };
+        let store = RecentStore::<TlsAttempt>::new(limits);
+        let t0 = Instant::now();
+        let completed = |id| {
+            let mut a = (*attempt(id, [10, 0, 0, 9])).clone();
+            a.outcome = Outcome::Completed;
+            Arc::new(a)
+        };
+        // A run's stuck hello, then a neighbour's handshakes that worked.
+        store.record_at(attempt(1, [10, 0, 0, 9]), t0);
+        store.record_at(completed(2), t0);
+        store.record_at(completed(3), t0);
+        let later = t0 + Duration::from_secs(11);
+        store.record_at(completed(4), later);
+        store.record_at(completed(5), later);
+        assert_eq!(
+            ids(&store.recent_at([10, 0, 0, 9].into(), later)),
+            vec![5, 4, 1]
+        );
+        // Young successes may still be named by a run: the oldest goes.
+        store.record_at(completed(6), later);
+        assert_eq!(
+            ids(&store.recent_at([10, 0, 0, 9].into(), later)),
+            vec![6, 5, 4]
+        );
+        // The global order skips what was dropped from the middle.
+        assert_eq!(store.len(), 3);
     }
 
     #[test]
