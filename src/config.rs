@@ -45,6 +45,14 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_ICMP_MTU", default_value_t = 1280)]
     pub icmp_mtu: u32,
 
+    /// Do not forget the path MTU our kernel learned toward a client when
+    /// its test run starts. Forgetting (on by default; needs CAP_NET_ADMIN)
+    /// is what lets a re-run announce the full MSS and find a black hole
+    /// again; without it reports say why a run could not test full-size
+    /// packets.
+    #[arg(long, env = "TLSDIAG_NO_FORGET_PATH_MTU")]
+    pub no_forget_path_mtu: bool,
+
     /// PEM certificate chain (leaf first). Without it, a self-signed certificate
     /// for localhost is generated into --certs-dir on first start and reused after.
     /// Read again on SIGHUP and when either file changes; a pair that does not
@@ -321,6 +329,8 @@ pub struct Config {
     pub report_mss: Option<u32>,
     /// The MTU our ICMP test announces.
     pub icmp_mtu: u32,
+    /// Forget the path MTU learned toward a client when its run starts.
+    pub forget_path_mtu: bool,
     pub cert: CertSource,
     pub hello_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -428,6 +438,7 @@ impl Args {
                 mtu @ 1280..=65535 => mtu,
                 _ => return Err(ConfigError::IcmpMtu),
             },
+            forget_path_mtu: !self.no_forget_path_mtu,
             report_mss: match self.report_mss {
                 0 => None,
                 mss if (536..=65495).contains(&mss) => Some(mss),
@@ -626,6 +637,7 @@ impl Config {
             probe_addr: None,
             report_mss: Some(1220),
             icmp_mtu: 1280,
+            forget_path_mtu: true,
             cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),

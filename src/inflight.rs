@@ -225,6 +225,7 @@ impl Snapshot {
             icmp_probe: self.icmp_so_far(),
             first_request: Default::default(),
             run: Default::default(),
+            our_mss: None,
             seen_by: None,
             balancer: None,
         })

@@ -33,6 +33,7 @@
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
 //! | [`reports`] | where saved reports are kept: ids, labels, SQLite storage, retention |
+//! | [`route`] | what our kernel remembers about the path toward a client (a learned path MTU): read, and forgotten when a run starts |
 //! | [`pg`] | PostgreSQL for several instances (`--database-url`): saved reports and the shared recent attempts |
 //! | [`report`] | the view models (a connection's report; a run's report, which is also the saved document) and their text and HTML renderings |
 //! | [`web`] | axum routes, format negotiation, errors |
@@ -55,6 +56,7 @@ pub mod proxy;
 pub mod recent;
 pub mod report;
 pub mod reports;
+pub mod route;
 pub mod server;
 mod sys;
 pub mod tcp;

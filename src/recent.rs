@@ -284,6 +284,7 @@ mod tests {
             icmp_probe: None,
             first_request: Default::default(),
             run: Default::default(),
+            our_mss: None,
             seen_by: None,
             balancer: None,
         })

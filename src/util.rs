@@ -13,6 +13,13 @@ pub fn parse_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTim
     humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
 }
 
+/// The time of day of `t` in UTC, `14:02:11 UTC`: local time is unknowable
+/// here, and findings name moments of the same day.
+pub fn clock(t: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(t).to_string();
+    stamp.get(11..19).unwrap_or(&stamp).to_owned() + " UTC"
+}
+
 /// `1913` -> `"1,913"`: byte counts in prose read better grouped.
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string();

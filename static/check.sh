@@ -94,6 +94,12 @@ main() {
     echo "  run     $RUN"
     echo
 
+    # 0. Tell the server this run starts: it forgets what its kernel learned
+    #    about the path toward this computer (an earlier run's downloads can
+    #    teach it a smaller path MTU), so this run's connections are asked
+    #    for full-size packets again.
+    run_starts "$TMP/start.json"
+
     # 1. Our certificate (and whether HTTPS works at all from here).
     tls_check "$TMP/tls"
     # shellcheck disable=SC1090,SC1091
@@ -133,6 +139,9 @@ main() {
     #    needed", which would teach this computer a smaller path MTU and make
     #    later transfers test nothing.
     if command -v openssl >/dev/null 2>&1; then
+        # The transfers may have taught the server a smaller path MTU toward
+        # us: ask it to forget again, and hear whether it could.
+        run_starts "$TMP/ladder.json"
         hello_ladder
     else
         echo "  hello  openssl not found: the ClientHello size ladder is skipped"
@@ -177,6 +186,22 @@ main() {
     fi
     printf '%s\n' "$TEXT"
     return 0
+}
+
+# Announces the run (GET the probe configuration with its id) and sets
+# SHRUNK_TO to the path MTU the server still remembers toward us when it
+# could not forget it (then our connections are asked for smaller packets,
+# and large ClientHellos that pass prove nothing), or to "".
+run_starts() {
+    curl -s --max-time 5 -o "$1" "$BASE/api/v1/probe/config?run=$RUN" 2>/dev/null
+    SHRUNK_TO=""
+    if grep -q '"forgot":false' "$1" 2>/dev/null; then
+        SHRUNK_TO=$(sed -n 's/.*"learned_mtu":\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
+    fi
+    if [ -n "$SHRUNK_TO" ]; then
+        echo "  note   the server remembers that packets toward you must stay under $SHRUNK_TO bytes"
+        echo "         and could not forget it, so this run's connections carry smaller packets."
+    fi
 }
 
 # Writes shell assignments to the file $1: K (curl's -k when our certificate
@@ -299,6 +324,11 @@ hello_ladder() {
         GOT=${GOT:-$N}
         if grep -q 'Cipher is [A-Z]' "$F" && ! grep -q 'Cipher is (NONE)' "$F"; then
             OK=true; ERRJ=null; SAY="ok"
+            # A pass on a connection the server asked for smaller packets
+            # could not have failed: say so (the server discounts it too).
+            if [ -n "$SHRUNK_TO" ] && [ "$GOT" -gt "$SHRUNK_TO" ]; then
+                SAY="passed, but on a connection limited to $SHRUNK_TO-byte packets: not a test"
+            fi
         elif grep -qiE 'reset by peer|errno=104|Connection reset' "$F"; then
             OK=false; ERRJ='"reset"'; SAY="FAILED (reset)"
         elif ! grep -q 'CONNECTED' "$F"; then

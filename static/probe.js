@@ -149,10 +149,13 @@
     return out;
   }
 
-  function loadConfig() {
+  // Naming the run tells the server a run starts: it forgets what its
+  // kernel learned about the path toward us, so this run's connections can
+  // carry full-size packets again (docs/probes.md#what-our-kernel-remembers).
+  function loadConfig(run) {
     var d0 = Date.now();
     var t0 = now();
-    return timedFetch('/api/v1/probe/config', { headers: { 'Accept': 'application/json' } },
+    return timedFetch('/api/v1/probe/config?run=' + run, { headers: { 'Accept': 'application/json' } },
                       CONFIG_TIMEOUT_MS, function (resp) {
       if (!resp.ok) throw statusError(resp);
       return resp.json();
@@ -588,7 +591,7 @@
     var state = { run: runId(), t0: now(), results: { down: [], up: [] }, rows: [], byBytes: {} };
     root.setAttribute('data-run', state.run);
 
-    loadConfig().then(function (cfg) {
+    loadConfig(state.run).then(function (cfg) {
       state.stepTimeout = cfg.stepTimeout;
       state.clockOffset = cfg.clockOffset;
       setStatus('Trying HTTPS from your browser…');

@@ -5,6 +5,7 @@
 mod delivery;
 pub mod footprint;
 mod icmp_probe;
+mod our_mss;
 mod outcome;
 mod request;
 mod run_tag;
@@ -12,6 +13,7 @@ pub mod stored;
 
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
 pub use icmp_probe::IcmpProbe;
+pub use our_mss::OurMss;
 pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
 pub use request::{
     version_name, FirstRequest, ProxyHeader, RequestFacts, MAX_PROXY_HEADER_BYTES,
@@ -83,6 +85,9 @@ pub struct TlsAttempt {
     pub syn: Option<std::sync::Arc<SynInfo>>,
     /// `TCP_INFO` when capture ended.
     pub tcp: Option<TcpInfo>,
+    /// The MSS our SYN-ACK announced, and whether a path MTU our kernel had
+    /// cached toward the client shrank it.
+    pub our_mss: Option<OurMss>,
     /// Our handshake flight when the handshake ended (completed, failed or
     /// timed out): how much of it the client acknowledged.
     pub handshake_flight: Option<SentData>,
@@ -189,6 +194,7 @@ impl TlsAttempt {
             icmp_probe: None,
             first_request: Default::default(),
             run: Default::default(),
+            our_mss: None,
             seen_by: None,
             balancer: None,
         }

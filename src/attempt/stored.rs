@@ -52,6 +52,8 @@ struct Meta {
     handshake_ms: Option<f64>,
     outcome: Outcome,
     tcp: Option<TcpInfo>,
+    #[serde(default)]
+    our_mss: Option<crate::attempt::OurMss>,
     handshake_flight: Option<SentData>,
     after_handshake: Option<SentData>,
     icmp_probe: Option<IcmpProbe>,
@@ -101,6 +103,7 @@ impl StoredAttempt {
             handshake_ms: a.handshake_ms,
             outcome: a.outcome.clone(),
             tcp: a.tcp,
+            our_mss: a.our_mss,
             handshake_flight: a.handshake_flight,
             after_handshake: a.after_handshake.get(),
             icmp_probe: a.icmp_probe.clone(),
@@ -169,6 +172,7 @@ impl StoredAttempt {
                 .map(crate::attempt::FirstRequest::known)
                 .unwrap_or_default(),
             run: crate::attempt::RunTag::known(meta.run),
+            our_mss: meta.our_mss,
             balancer: meta.balancer,
         })
     }
@@ -245,6 +249,7 @@ mod tests {
             balancer: None,
             first_request: Default::default(),
             run: Default::default(),
+            our_mss: None,
         }
     }
 

@@ -26,6 +26,19 @@ pub(super) fn size_limit(
     attempts: &[Arc<TlsAttempt>],
     ip: IpVersion,
 ) -> Option<Finding> {
+    // A step that passed on a connection we asked for smaller packets (a
+    // path MTU our kernel remembered) could not have failed: not evidence.
+    let shrunk_to = attempts
+        .iter()
+        .filter_map(|a| a.our_mss.filter(|m| m.shrunk()))
+        .map(|m| u64::from(m.announced))
+        .min();
+    let tested: Vec<ClientStep> = steps
+        .iter()
+        .filter(|s| !(s.ok && shrunk_to.is_some_and(|limit| s.bytes > limit)))
+        .cloned()
+        .collect();
+    let steps = tested.as_slice();
     let largest_ok = steps.iter().filter(|s| s.ok).map(|s| s.bytes).max()?;
     let failed: Vec<&ClientStep> = steps
         .iter()

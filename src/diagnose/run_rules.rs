@@ -24,6 +24,189 @@ pub struct ClientSide {
     pub recovered: bool,
     /// The proxy the run's requests came through.
     pub proxy: Option<ProxyUse>,
+    /// Why a path MTU our kernel learned toward the client could not be
+    /// forgotten when the run started, if it could not.
+    pub cannot_forget: Option<String>,
+    /// The last conclusive verdict for the client's address, shown when this
+    /// run could not test what it would have needed to.
+    pub earlier: Option<EarlierVerdict>,
+    /// The client's computer remembers a path MTU we told it.
+    pub remembers: Option<Remembered>,
+}
+
+/// A conclusive verdict an earlier run from the same address got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierVerdict {
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
+    pub at: std::time::SystemTime,
+    pub status: super::Status,
+    pub verdict: String,
+    /// Its saved report, when it was saved.
+    pub report_url: Option<String>,
+}
+
+/// Our own ICMP "fragmentation needed" / "packet too big" reached the
+/// client's computer, which now keeps its packets to us small (ten minutes,
+/// on Linux): its SYNs announce exactly the MSS our message implied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remembered {
+    /// When we sent it.
+    pub told_at: std::time::SystemTime,
+    /// The MTU it announced.
+    pub mtu: u32,
+    /// The MSS the client announced before we told it, and now.
+    pub mss_before: u16,
+    pub mss_now: u16,
+    /// The cause our message uncovered then, found on that connection.
+    pub cause: Vec<Finding>,
+}
+
+/// How long a client's kernel keeps a path MTU it learned (Linux's
+/// `net.ipv4.route.mtu_expires` and IPv6's default).
+pub const CLIENT_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether the client's computer remembers our own ICMP: this run's SYN
+/// announces exactly the MSS our message implied, we sent it to a
+/// connection from this address within [`CLIENT_MEMORY`] before the run,
+/// and that connection's SYN announced more. A network clamping every SYN
+/// (the seed incident's fix) announces the same smaller MSS from its first
+/// SYN on, with no message of ours before it.
+pub fn client_remembers(
+    run_mss: Option<u16>,
+    ipv4: bool,
+    our_icmp_mtu: u32,
+    attempts: &[std::sync::Arc<crate::attempt::TlsAttempt>],
+    run_started: std::time::SystemTime,
+    server: &crate::profile::ServerProfile,
+) -> Option<Remembered> {
+    use crate::attempt::IcmpProbe;
+    let mss_now = run_mss?;
+    let headers = if ipv4 { 40 } else { 60 };
+    if u32::from(mss_now) + headers != our_icmp_mtu {
+        return None;
+    }
+    attempts.iter().find_map(|a| {
+        let Some(IcmpProbe::Reached {
+            mtu, sent_at_ms, ..
+        }) = &a.icmp_probe
+        else {
+            return None;
+        };
+        let told_at =
+            a.started_at + std::time::Duration::from_secs_f64(sent_at_ms.max(0.0) / 1000.0);
+        let fresh = told_at <= run_started + std::time::Duration::from_secs(5)
+            && run_started.duration_since(told_at).unwrap_or_default() < CLIENT_MEMORY;
+        let mss_before = a.syn.as_ref()?.mss?;
+        (*mtu == our_icmp_mtu && fresh && mss_before > mss_now).then(|| Remembered {
+            told_at,
+            mtu: *mtu,
+            mss_before,
+            mss_now,
+            cause: super::attempt(a, server)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| {
+                    f.evidence(
+                        "found",
+                        format!(
+                            "on your connection of {} (attempt {}), when our message rescued it",
+                            crate::util::clock(told_at),
+                            a.id
+                        ),
+                    )
+                })
+                .collect(),
+        })
+    })
+}
+
+/// The client's computer keeps its packets to us small since our message:
+/// this run could not test its full-size packets, and the cause found then
+/// stands.
+pub fn remembers(r: &Remembered) -> Finding {
+    Finding::new(
+        "path.client-remembers-our-icmp",
+        Severity::Warning,
+        format!(
+            "Your computer remembers, from our message at {}, that packets to us must stay under \
+             {} bytes",
+            crate::util::clock(r.told_at),
+            crate::util::thousands(r.mtu as usize)
+        ),
+    )
+    .explain(format!(
+        "When your connection was stuck behind the black hole, our server sent your computer the \
+         ICMP message your network's router should have sent. Your computer keeps what it said \
+         for about ten minutes: its connections to us now announce an MSS of {} instead of {}, \
+         so their packets are small and this run could not test your full-size packets again. \
+         Other servers never sent it that message: your connections to them still send \
+         full-size packets, and those still vanish. The cause found then stands.",
+        r.mss_now, r.mss_before
+    ))
+    .evidence("MSS your computer announced before our message", r.mss_before.to_string())
+    .evidence("MSS it announces now", r.mss_now.to_string())
+    .fix("Fix the cause below; to test again with full-size packets, run the test after ten minutes, or from Linux run: sudo ip route flush cache")
+}
+
+/// The run's own connections were asked for smaller packets than the
+/// client offered, because our kernel remembered a smaller path MTU toward
+/// it: nothing they carried tests full-size packets.
+pub fn our_mss_shrunk(
+    own: &[std::sync::Arc<crate::attempt::TlsAttempt>],
+    client: &ClientSide,
+) -> Option<Finding> {
+    let shrunk = own.iter().find_map(|a| a.our_mss.filter(|m| m.shrunk()))?;
+    let mtu = shrunk.cached_path_mtu?;
+    let f = Finding::new(
+        "path.our-mss-shrunk",
+        Severity::Warning,
+        format!(
+            "Our server already knew packets toward you must stay under {} bytes, so it asked \
+             your computer for smaller ones: this run could not test your full-size packets",
+            crate::util::thousands(mtu as usize)
+        ),
+    )
+    .explain(format!(
+        "An earlier test's downloads taught our server's kernel that packets toward your \
+         address must stay under {} bytes (a router on the way told it). For ten minutes \
+         after, every connection of yours to us is asked for packets of at most {} bytes of \
+         data instead of {}, so your computer never sends us a full-size packet, and a black \
+         hole for them cannot show. {}",
+        crate::util::thousands(mtu as usize),
+        shrunk.announced,
+        shrunk
+            .full
+            .map_or_else(|| "the full size".to_owned(), |f| f.to_string()),
+        match &client.cannot_forget {
+            Some(why) => format!("Our server could not forget it for this run: {why}."),
+            None => "It was learned during this run.".to_owned(),
+        }
+    ))
+    .evidence("MSS we announced", shrunk.announced.to_string())
+    .evidence("path MTU our server remembered toward you", mtu.to_string());
+    let f = match shrunk.full {
+        Some(full) => f.evidence("MSS our interface allows", full.to_string()),
+        None => f,
+    };
+    let f = match &client.earlier {
+        Some(e) => f.evidence(
+            "last conclusive test from your address",
+            format!(
+                "{} ({}): {}{}",
+                crate::util::clock(e.at),
+                e.status.as_str(),
+                e.verdict,
+                e.report_url
+                    .as_deref()
+                    .map_or_else(String::new, |u| format!(" {u}"))
+            ),
+        ),
+        None => f,
+    };
+    Some(f.fix("Run the test again after ten minutes, or ask the operator to give tlsdiag CAP_NET_ADMIN so it can forget before each run (docs/deployment.md)."))
 }
 
 /// A forwarding proxy between the run's client and us.
@@ -198,6 +381,53 @@ mod tests {
         assert_eq!(ProxyUse::from_request(&plain).unwrap().name, "gateway");
     }
 
+    fn rescued(
+        mss: u16,
+        ago: std::time::Duration,
+        run: std::time::SystemTime,
+    ) -> std::sync::Arc<crate::attempt::TlsAttempt> {
+        let mut syn = crate::tcp::syn::parse(&crate::tcp::syn::linux_syn_v4()).unwrap();
+        syn.mss = Some(mss);
+        let mut a = crate::attempt::TlsAttempt::fixture(7, ([198, 18, 1, 1], 40007).into());
+        a.started_at = run - ago;
+        a.syn = Some(std::sync::Arc::new(syn));
+        a.icmp_probe = Some(crate::attempt::IcmpProbe::Reached {
+            message: "ICMP fragmentation needed".into(),
+            mtu: 1280,
+            sent_at_ms: 1000.0,
+            complete_at_ms: 1010.0,
+            held_segments: 1,
+        });
+        std::sync::Arc::new(a)
+    }
+
+    #[test]
+    fn a_client_that_remembers_our_message_is_told_so_and_a_clamp_is_not() {
+        use std::time::{Duration, SystemTime};
+        let server = crate::profile::ServerProfile::default();
+        let run = SystemTime::now();
+        let earlier = [rescued(1460, Duration::from_secs(200), run)];
+        // 1,280 less 40 bytes of IPv4 and TCP headers: exactly what we said.
+        let r = client_remembers(Some(1240), true, 1280, &earlier, run, &server).unwrap();
+        assert_eq!((r.mss_before, r.mss_now, r.mtu), (1460, 1240, 1280));
+        assert!(
+            r.cause.iter().any(|f| f.id == "path.router-icmp-missing"),
+            "{:?}",
+            r.cause
+        );
+        let f = remembers(&r);
+        assert!(f
+            .title
+            .starts_with("Your computer remembers, from our message at "));
+        // A network clamping every SYN to 1,360 (the seed's fix).
+        assert!(client_remembers(Some(1360), true, 1280, &earlier, run, &server).is_none());
+        // Longer ago than a kernel keeps it.
+        let stale = [rescued(1460, Duration::from_secs(700), run)];
+        assert!(client_remembers(Some(1240), true, 1280, &stale, run, &server).is_none());
+        // IPv6: 1,280 less 60.
+        assert!(client_remembers(Some(1220), false, 1280, &earlier, run, &server).is_some());
+    }
+
     #[test]
     fn a_failed_request_is_never_nothing() {
         let client = ClientSide {
@@ -206,6 +436,9 @@ mod tests {
             request_failed: Some("timeout".into()),
             recovered: false,
             proxy: None,
+            cannot_forget: None,
+            earlier: None,
+            remembers: None,
         };
         let f = https_failed(&client, false).unwrap();
         assert_eq!(f.severity, Severity::Error);

@@ -99,7 +99,25 @@ const DOWN_BROKEN: &[&str] = &[
 
 pub fn diagnose(o: &Observations<'_>, server: &ServerProfile) -> Diagnosis {
     let findings = findings(o, server);
-    let (status, mut headline) = headline(&findings, o.ip);
+    let (mut status, mut headline) = headline(&findings, o.ip);
+    // Our kernel's memory shrank this run's connections: what it could not
+    // test is said, and the last conclusive verdict shown, rather than a
+    // bare "inconclusive" or an all-clear that could not have failed.
+    let shrunk = findings.iter().find(|f| f.id == "path.our-mss-shrunk");
+    if let Some(f) = shrunk.filter(|_| status != Status::Problem) {
+        let earlier = o
+            .client
+            .and_then(|c| c.earlier.as_ref())
+            .map_or_else(String::new, |e| {
+                format!(
+                    " The last conclusive test from your address ({}) found: {}",
+                    crate::util::clock(e.at),
+                    e.verdict
+                )
+            });
+        status = Status::Inconclusive;
+        headline = format!("Inconclusive: {}.{earlier}", f.title);
+    }
     // Behind a proxy every TCP fact was the proxy's: the headline says whose
     // path was tested.
     if let Some(proxy) = o.client.and_then(|c| c.proxy.as_ref()) {
@@ -171,6 +189,17 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
         }
     }
     if let Some(client) = o.client {
+        // The cause our own message uncovered stands while the client's
+        // computer remembers it: this run's packets were too small to meet it.
+        if let Some(remembered) = &client.remembers {
+            add(super::run_rules::remembers(remembered), &mut findings);
+            for f in &remembered.cause {
+                add(f.clone(), &mut findings);
+            }
+        }
+        if let Some(f) = super::run_rules::our_mss_shrunk(o.attempts, client) {
+            add(f, &mut findings);
+        }
         let own_failed = o.attempts.iter().any(|a| !a.succeeded());
         if let Some(f) = super::run_rules::https_failed(client, own_failed) {
             add(f, &mut findings);
@@ -466,6 +495,7 @@ mod tests {
             icmp_probe: None,
             first_request: Default::default(),
             run: Default::default(),
+            our_mss: None,
             seen_by: None,
             balancer: None,
         })

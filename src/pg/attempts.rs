@@ -421,6 +421,7 @@ mod tests {
             balancer: None,
             first_request: Default::default(),
             run: Default::default(),
+            our_mss: None,
         })
     }
 

@@ -393,6 +393,10 @@ pub struct AttemptView {
     /// one arrived, and for attempts that never completed a handshake).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request: Option<RequestFacts>,
+    /// The MSS our SYN-ACK announced, and the path MTU our kernel had
+    /// cached toward the client when that is why it was smaller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub our_mss: Option<crate::attempt::OurMss>,
     /// The test run one of the connection's requests (or its ClientHello)
     /// named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -475,6 +479,7 @@ impl AttemptView {
             outcome: attempt.outcome.clone(),
             tls,
             first_request: attempt.first_request.get().cloned(),
+            our_mss: attempt.our_mss,
             run: attempt.run_id().map(str::to_owned),
             findings,
             load_balancer: BalancerView::of_attempt(attempt),
@@ -501,8 +506,7 @@ impl AttemptView {
 
     /// Local time of day is unknowable here; reports show UTC.
     pub fn time(&self) -> String {
-        let stamp = humantime::format_rfc3339_seconds(self.started_at).to_string();
-        stamp.get(11..19).unwrap_or(&stamp).to_owned() + " UTC"
+        crate::util::clock(self.started_at)
     }
 }
 

@@ -176,8 +176,13 @@ impl Server {
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
         }
+        let path_memory = crate::route::PathMemory::open(config.forget_path_mtu);
+        if let Some(why) = path_memory.cannot_forget(config.https_addr.ip()) {
+            tracing::warn!(%why, "a path MTU our kernel learns toward a client will not be forgotten when its next test starts: that test's connections may be shrunk and prove nothing about full-size packets (reports say so)");
+        }
         let state = AppState::new(first.profile.clone(), config.attempts)
             .with_icmp(Arc::new(icmp))
+            .with_path_memory(Arc::new(path_memory))
             .with_reports(reports)
             .with_metrics(metrics.metrics.clone())
             .with_admin_token(config.reports.admin_token.as_deref())

@@ -86,6 +86,16 @@ async fn establish(
     // The kernel's view at the moment capture ended: for a stalled hello, the
     // out-of-order and retransmission counters are the black-hole signature.
     let tcp_at_capture = tcp.handle.as_ref().and_then(|h| h.info());
+    // What we asked the client to send at most, and whether a path MTU our
+    // kernel learned toward it earlier is why it was less than it offered.
+    let our_mss = tcp_at_capture.as_ref().and_then(|info| {
+        crate::attempt::OurMss::of(
+            info,
+            tcp.syn.as_deref(),
+            peer.ip().to_canonical().is_ipv4(),
+            || shared.state.path_memory.link_mtu(peer.ip()),
+        )
+    });
     // The balancer's, shown as such and judged by no rule.
     let balancer = who.via.map(|via| {
         Box::new(Balancer {
@@ -171,6 +181,7 @@ async fn establish(
         outcome,
         syn: tcp.syn.clone(),
         tcp: tcp_at_capture,
+        our_mss,
         handshake_flight,
         after_handshake: AfterHandshake::default(),
         icmp_probe,

@@ -25,7 +25,8 @@ mod saved;
 pub use error::AppError;
 pub use negotiate::Format;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -120,6 +121,33 @@ pub const REPORT_RATE: rate::Rate = rate::Rate {
 /// whatever a client sends (every list in a report is capped).
 pub const MAX_REPORT_BYTES: usize = 512 * 1024;
 
+/// Each client address's last conclusive verdict (in memory, this
+/// instance's), for a run that could not test what it needed to: its
+/// report shows the earlier verdict instead of a bare "inconclusive".
+#[derive(Debug, Default)]
+pub struct LastVerdicts(std::sync::Mutex<HashMap<IpAddr, crate::diagnose::EarlierVerdict>>);
+
+/// Addresses whose last verdict is remembered; past it the oldest goes.
+const LAST_VERDICTS: usize = 16_384;
+
+impl LastVerdicts {
+    pub fn keep(&self, ip: IpAddr, verdict: crate::diagnose::EarlierVerdict) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= LAST_VERDICTS && !map.contains_key(&ip.to_canonical()) {
+            let oldest = map.iter().min_by_key(|(_, v)| v.at).map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(ip.to_canonical(), verdict);
+    }
+
+    pub fn get(&self, ip: IpAddr) -> Option<crate::diagnose::EarlierVerdict> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&ip.to_canonical()).cloned()
+    }
+}
+
 /// State shared by all handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -133,6 +161,12 @@ pub struct AppState {
     pub inflight: Arc<InFlight>,
     /// Our own ICMP toward stuck clients (raw sockets, limits).
     pub icmp: Arc<crate::icmp::Prober>,
+    /// What our kernel learned about the path toward each client, forgotten
+    /// when the client's run starts.
+    pub path_memory: Arc<crate::route::PathMemory>,
+    /// Each address's last conclusive verdict, shown when a later run could
+    /// not test what it needed to.
+    pub last_verdicts: Arc<LastVerdicts>,
     /// The server's side of recent probe transfers.
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
@@ -172,6 +206,10 @@ impl AppState {
             icmp: Arc::new(crate::icmp::Prober::disabled(
                 "this server was built without raw sockets",
             )),
+            path_memory: Arc::new(crate::route::PathMemory::disabled(
+                "this server does not read its route table",
+            )),
+            last_verdicts: Arc::default(),
             probes: Arc::new(RecentStore::new(StoreLimits {
                 per_address: 200,
                 ..limits
@@ -220,6 +258,11 @@ impl AppState {
 
     pub fn with_icmp(mut self, icmp: Arc<crate::icmp::Prober>) -> Self {
         self.icmp = icmp;
+        self
+    }
+
+    pub fn with_path_memory(mut self, memory: Arc<crate::route::PathMemory>) -> Self {
+        self.path_memory = memory;
         self
     }
 

@@ -38,16 +38,47 @@ struct ProbeConfig {
     step_timeout_ms: u64,
     max_bytes: u64,
     server_time_ms: f64,
+    /// With `?run=`: what our kernel had learned toward the caller, and
+    /// whether it was forgotten for the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_memory: Option<PathMemoryView>,
 }
 
+/// What forgetting did for a run that starts (docs/probes.md#what-our-kernel-remembers).
+#[derive(Debug, Serialize)]
+struct PathMemoryView {
+    /// The path MTU our kernel had learned toward the caller, if any.
+    learned_mtu: Option<u32>,
+    /// It was forgotten: the run's connections are announced the full MSS.
+    forgot: bool,
+    /// Why it could not be forgotten.
+    cannot_forget: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ConfigQuery {
+    run: Option<String>,
+}
+
+/// `GET /api/v1/probe/config[?run=]`: the ladder's settings. With a run id,
+/// a run starts: the path MTU our kernel learned toward the caller (from an
+/// earlier run's downloads, say) is forgotten first, so the run's own
+/// connections are announced the full MSS and can meet a black hole again.
 pub(super) async fn config(
     State(state): State<Arc<AppState>>,
+    Query(query): Query<ConfigQuery>,
     request: Request,
 ) -> Result<Response, AppError> {
     let (context, _) = context(&request)?;
     let probe_base = match context {
         ConnectionContext::Tls(_) => String::new(),
         ConnectionContext::Plain { .. } => super::https_base(&request, &context, state.https_port),
+    };
+    let starts = query.run.as_deref().is_some_and(crate::probe::valid_run_id);
+    let path_memory = if starts && context.via().is_none() {
+        Some(forget_for_run(&state, context.peer().ip()).await)
+    } else {
+        None
     };
     let config = ProbeConfig {
         probe_base,
@@ -56,8 +87,42 @@ pub(super) async fn config(
         step_timeout_ms: STEP_TIMEOUT.as_millis() as u64,
         max_bytes: MAX_PROBE_BYTES,
         server_time_ms: now_ms(),
+        path_memory,
     };
     Ok(no_store(axum::Json(config)))
+}
+
+/// Forgets what our kernel learned toward `ip`, waiting out a flush another
+/// client's run made a moment ago.
+async fn forget_for_run(state: &AppState, ip: std::net::IpAddr) -> PathMemoryView {
+    use crate::route::Forgot;
+    let mut forgot = state.path_memory.forget(ip);
+    if forgot == Forgot::Soon {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        forgot = state.path_memory.forget(ip);
+    }
+    match forgot {
+        Forgot::Nothing | Forgot::Pinned { .. } => PathMemoryView {
+            learned_mtu: None,
+            forgot: false,
+            cannot_forget: None,
+        },
+        Forgot::Forgot { mtu } => PathMemoryView {
+            learned_mtu: Some(mtu),
+            forgot: true,
+            cannot_forget: None,
+        },
+        Forgot::Soon => PathMemoryView {
+            learned_mtu: state.path_memory.learned(ip).map(|l| l.mtu),
+            forgot: false,
+            cannot_forget: Some("other clients' tests are forgetting right now".to_owned()),
+        },
+        Forgot::Unavailable(why) => PathMemoryView {
+            learned_mtu: state.path_memory.learned(ip).map(|l| l.mtu),
+            forgot: false,
+            cannot_forget: Some(why),
+        },
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -495,6 +560,25 @@ pub(super) async fn results(
     );
     let profile = state.profile();
     let own = split.own_attempts();
+    // What the kernels on both ends remember of earlier runs.
+    if own.iter().any(|a| a.our_mss.is_some_and(|m| m.shrunk())) {
+        client.cannot_forget = state
+            .path_memory
+            .cannot_forget(peer.ip())
+            .map(str::to_owned);
+        client.earlier = state.last_verdicts.get(peer.ip());
+    }
+    client.remembers = diagnose::client_remembers(
+        tcp.syn
+            .as_deref()
+            .or_else(|| own.iter().find_map(|a| a.syn.as_deref()))
+            .and_then(|s| s.mss),
+        peer.ip().to_canonical().is_ipv4(),
+        state.icmp.mtu(),
+        &attempts,
+        started_at,
+        &profile,
+    );
     let mut judged = diagnose::Judged::of(own.iter().chain(&split.others), &profile);
     if client.proxy.is_none() && context.via().is_none() {
         client.proxy = results.proxy.as_deref().map(diagnose::ProxyUse::configured);
@@ -534,6 +618,11 @@ pub(super) async fn results(
         client.proxy.clone(),
     );
     state.metrics.path_test(answer.status, &results.agent);
+    let conclusive = answer.status != diagnose::Status::Inconclusive
+        && !answer
+            .findings
+            .iter()
+            .any(|f| f.id == "path.our-mss-shrunk" || f.id == "path.client-remembers-our-icmp");
     // Storage is what the limit protects; the verdict is given either way.
     let saved = match state
         .report_rate
@@ -549,6 +638,17 @@ pub(super) async fn results(
             answer.id = Some(id);
         }
         Err(refused) => answer.report_error = Some(refused.to_string()),
+    }
+    if conclusive {
+        state.last_verdicts.keep(
+            peer.ip(),
+            diagnose::EarlierVerdict {
+                at: answer.created_at,
+                status: answer.status,
+                verdict: answer.verdict.clone(),
+                report_url: answer.report_url.clone(),
+            },
+        );
     }
     tracing::info!(
         target: "tlsdiag::probe",
@@ -651,6 +751,9 @@ fn client_side(
         request_failed,
         recovered,
         proxy: diagnose::ProxyUse::from_request(request),
+        cannot_forget: None,
+        earlier: None,
+        remembers: None,
     }
 }
 
