@@ -42,6 +42,7 @@ fn attempt(outcome: Outcome, peer: &str) -> TlsAttempt {
         icmp_probe: None,
         first_request: Default::default(),
         run: Default::default(),
+        our_mss: None,
         seen_by: None,
         balancer: None,
     }

@@ -75,6 +75,7 @@ fn app() -> (tlsdiag::web::App, ConnectionContext) {
         icmp_probe: None,
         first_request: Default::default(),
         run: Default::default(),
+        our_mss: None,
         seen_by: None,
         balancer: None,
     };

@@ -425,6 +425,7 @@ fn render(input: &Input<'_>, cap: &HelloCapture) {
         icmp_probe: None,
         first_request: Default::default(),
         run: Default::default(),
+        our_mss: None,
         seen_by: None,
         balancer: None,
     };
