@@ -173,17 +173,19 @@ fn evidence(
 /// when there is no hello, or nothing to hold it against.
 fn hello_fit(a: &TlsAttempt, client: &RunClient<'_>, ja4s: &[&str]) -> Option<Result<String, ()>> {
     let hello = a.client_hello.as_ref()?;
-    if !ja4s.is_empty() {
-        let ja4 = &a.fingerprints()?.ja4;
-        return Some(if ja4s.contains(&ja4.as_str()) {
-            Ok(format!(
-                "its ClientHello is the one this run's own connections sent (JA4 {ja4})"
-            ))
-        } else {
-            Err(())
-        });
+    let ja4 = &a.fingerprints()?.ja4;
+    if ja4s.contains(&ja4.as_str()) {
+        return Some(Ok(format!(
+            "its ClientHello is the one this run's own connections sent (JA4 {ja4})"
+        )));
     }
-    let claim = user_agent::claim(client.user_agent?)?;
+    // A run can use two TLS clients (check.sh: curl for its requests,
+    // openssl for its ClientHello ladder), and the one that failed may have
+    // no completed connection to compare with: its User-Agent decides.
+    let claim = client.user_agent.and_then(user_agent::claim);
+    let Some(claim) = claim else {
+        return (!ja4s.is_empty()).then_some(Err(()));
+    };
     let certain = client_traits::mismatches(&claim, hello, None)
         .into_iter()
         .any(|m| m.certain);
@@ -370,6 +372,37 @@ mod tests {
         let own: Vec<u64> = split.own.iter().map(|(a, _)| a.id).collect();
         assert_eq!(own, [8]);
         assert_eq!(split.others[0].id, 7);
+    }
+
+    #[test]
+    fn check_sh_s_stalled_curl_is_its_own_though_only_openssl_completed() {
+        // The certificate check (curl) stalled; only the ClientHello ladder
+        // (openssl) completed, tagged by its ALPN.
+        let failed = [FailedTry {
+            from: at(10),
+            to: at(18),
+            error: "timeout".into(),
+        }];
+        let mut ladder = attempt(12, at(30), Outcome::Completed);
+        ladder.client_hello = Some(fixture("openssl_s_client_tls13_default"));
+        ladder.run.learn(RUN);
+        let mut curl = attempt(13, at(10), Outcome::HandshakeTimeout);
+        curl.client_hello = Some(fixture("curl_openssl3"));
+        let split = attribute(
+            &[Arc::new(ladder), Arc::new(curl)],
+            &RunClient {
+                run: RUN,
+                failed: &failed,
+                user_agent: Some("curl/8.14.1"),
+                syn: None,
+            },
+        );
+        let own: Vec<u64> = split.own.iter().map(|(a, _)| a.id).collect();
+        assert_eq!(own, [12, 13]);
+        let Tie::Evidence { reasons } = &split.own[1].1 else {
+            panic!()
+        };
+        assert!(reasons[1].contains("curl could not send"), "{reasons:?}");
     }
 
     #[test]
