@@ -73,14 +73,27 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         });
     // 0 is fully locked down, 10 is unprotected; docs/deployment.md quotes 1.7.
     assert!(score <= 2.0, "exposure {score}:\n{text}");
-    // The two capabilities it needs, and only those.
-    for line in [
-        "CapabilityBoundingSet=~CAP_SYS_ADMIN",
-        "CapabilityBoundingSet=~CAP_NET_ADMIN",
-    ] {
-        assert!(
-            text.lines().any(|l| l.starts_with('✓') && l.contains(line)),
-            "{line} not satisfied:\n{text}"
+    // Never CAP_SYS_ADMIN.
+    let line = "CapabilityBoundingSet=~CAP_SYS_ADMIN";
+    assert!(
+        text.lines().any(|l| l.starts_with('✓') && l.contains(line)),
+        "{line} not satisfied:\n{text}"
+    );
+    // The three capabilities it needs, and only those: ports below 1024, raw
+    // ICMP for the ICMP test, and forgetting a learned path MTU before a run
+    // (docs/probes.md#what-our-kernel-remembers).
+    let unit = std::fs::read_to_string(&unit).unwrap();
+    for key in ["AmbientCapabilities=", "CapabilityBoundingSet="] {
+        let caps: Vec<&str> = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in the unit"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            caps,
+            ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_NET_ADMIN"],
+            "{key}"
         );
     }
 }
