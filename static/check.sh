@@ -75,7 +75,7 @@ main() {
     esac
     # The run's start: the server places the certificate check on its own
     # clock from the run's length (a duration, so no clock offset in it).
-    START_S=$(date +%s)
+    START_MS=$(now_ms)
     # A forwarding proxy this shell was told to use: curl goes through it,
     # the ClientHello ladder too (openssl -proxy), and the server is told.
     PROXY_URL=${https_proxy:-${HTTPS_PROXY:-${all_proxy:-${ALL_PROXY:-}}}}
@@ -157,7 +157,7 @@ main() {
         *[!A-Za-z0-9._:-]*|"") LABEL_JSON="" ;;
         *) LABEL_JSON=",\"label\":\"$LABEL\"" ;;
     esac
-    RUN_MS=$((($(date +%s) - START_S) * 1000 + 999))
+    RUN_MS=$(($(now_ms) - START_MS))
     PROXY_JSON=""
     [ -n "$PROXY_HOSTPORT" ] && PROXY_JSON=",\"proxy\":\"$PROXY_HOSTPORT\""
     RESULTS=$(printf '{"run":"%s","agent":"check.sh","client_time_ms":%s,"run_ms":%s%s%s,"tls_check":%s,"hello":[%s],"down":[%s],"up":[%s]}' \
@@ -241,6 +241,16 @@ tls_check() {
             printf "K='-k'\nHTTPS_ERROR='%s'\n" "$WHY" >"$SET"
             printf "TLS_JSON='{\"verified\":false,\"error\":\"%s\",\"ms\":%s}'\n" "$WHY" "$MS" >>"$SET"
             ;;
+    esac
+}
+
+# Milliseconds since the epoch: GNU and busybox date know %N; elsewhere
+# whole seconds (the server allows for that much slack).
+now_ms() {
+    NS=$(date +%s%N 2>/dev/null)
+    case $NS in
+        ""|*[!0-9]*) echo "$(date +%s)000" ;;
+        *) echo "${NS%??????}" ;;
     esac
 }
 
