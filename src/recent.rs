@@ -253,41 +253,15 @@ impl<T: Recorded> RecentStore<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attempt::{Arrival, Outcome, StallEnd};
+    use crate::attempt::{Outcome, StallEnd};
     use std::net::SocketAddr;
-    use std::time::SystemTime;
 
     fn attempt(id: u64, ip: [u8; 4]) -> Arc<TlsAttempt> {
-        Arc::new(TlsAttempt {
-            id,
-            peer: SocketAddr::from((ip, 40000)),
-            local: SocketAddr::from(([127, 0, 0, 1], 8443)),
-            started_at: SystemTime::now(),
-            arrival: Arrival {
-                bytes: 0,
-                read_count: 0,
-                reads: vec![],
-                capture_ms: 0.0,
-            },
-            raw: vec![],
-            client_hello: None,
-            fingerprint_cache: Default::default(),
-            negotiated: None,
-            handshake_ms: None,
-            outcome: Outcome::NoData {
-                ended: StallEnd::Timeout,
-            },
-            syn: None,
-            tcp: None,
-            handshake_flight: None,
-            after_handshake: Default::default(),
-            icmp_probe: None,
-            first_request: Default::default(),
-            run: Default::default(),
-            our_mss: None,
-            seen_by: None,
-            balancer: None,
-        })
+        let mut a = TlsAttempt::fixture(id, SocketAddr::from((ip, 40000)));
+        a.outcome = Outcome::NoData {
+            ended: StallEnd::Timeout,
+        };
+        Arc::new(a)
     }
 
     fn ids(list: &[Arc<TlsAttempt>]) -> Vec<u64> {

@@ -11,12 +11,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::browser::{between, spki_hash};
 use common::*;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -295,20 +295,4 @@ async fn a_dozen_check_sh_runs_from_one_address_all_get_their_verdict() {
         }
     }
     assert_eq!(saved, 10);
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let rest = &text[text.find(start)? + start.len()..];
-    Some(&rest[..rest.find(end)?])
-}
-
-/// base64(SHA-256(SubjectPublicKeyInfo)), as `--ignore-certificate-errors-spki-list` takes it.
-fn spki_hash(pem: &Path) -> String {
-    use base64::Engine;
-    use rustls::pki_types::pem::PemObject;
-    use sha2::{Digest, Sha256};
-    let der = rustls::pki_types::CertificateDer::from_pem_file(pem).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-    base64::engine::general_purpose::STANDARD
-        .encode(Sha256::digest(cert.tbs_certificate.subject_pki.raw))
 }

@@ -15,21 +15,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::browser::spki_hash;
 use common::*;
-use sha2::{Digest, Sha256};
 
 const CHROMIUM: &str = "chromium";
-
-/// base64(SHA-256(SubjectPublicKeyInfo)) of the certificate in `pem`, the form
-/// `--ignore-certificate-errors-spki-list` takes.
-fn spki_hash(pem: &Path) -> String {
-    use base64::Engine;
-    use rustls::pki_types::pem::PemObject;
-    let der = rustls::pki_types::CertificateDer::from_pem_file(pem).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-    let spki = cert.tbs_certificate.subject_pki.raw;
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki))
-}
 
 fn chromium(profile: &Path, spki: &str, extra: &[&str], url: &str) -> String {
     let out = Command::new(CHROMIUM)

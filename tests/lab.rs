@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::browser;
+use common::browser::{self, between, unescape};
 use common::netns::{self, Lab, LabSpec, HTTPS_PORT, HTTP_PORT};
 use serde_json::Value;
 
@@ -518,21 +518,6 @@ fn screenshot_path(name: &str) -> PathBuf {
         .join("lab");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{name}.png"))
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let rest = &text[text.find(start)? + start.len()..];
-    Some(&rest[..rest.find(end)?])
-}
-
-/// The entities a serialized DOM or askama uses in text and attributes.
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
 }
 
 fn squash(text: &str) -> String {

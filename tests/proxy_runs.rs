@@ -9,13 +9,13 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::browser::{between, spki_hash, unescape};
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 /// What squid calls itself in `Via` (its `visible_hostname`).
@@ -183,17 +183,6 @@ async fn squid_version() -> String {
         .unwrap_or_else(|| panic!("no version in `squid -v`:\n{text}"))
 }
 
-/// base64(SHA-256(SubjectPublicKeyInfo)) of the certificate in `pem`, the form
-/// `--ignore-certificate-errors-spki-list` takes.
-fn spki_hash(pem: &Path) -> String {
-    use base64::Engine;
-    use rustls::pki_types::pem::PemObject;
-    let der = rustls::pki_types::CertificateDer::from_pem_file(pem).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-    let spki = cert.tbs_certificate.subject_pki.raw;
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki))
-}
-
 fn finding_ids(report: &Value) -> Vec<String> {
     report["findings"]
         .as_array()
@@ -214,23 +203,6 @@ fn finding<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 fn squash(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = text.find(start)? + start.len();
-    let len = text[from..].find(end)?;
-    Some(&text[from..from + len])
-}
-
-/// An HTML attribute value as Chromium serialises it, unescaped.
-fn unescape(value: &str) -> String {
-    value
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&nbsp;", "\u{a0}")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }
 
 /// What the run report must say about the proxy, whoever ran the test: the

@@ -408,7 +408,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::attempt::{AfterHandshake, Arrival, Outcome, SentData, StallEnd};
+    use crate::attempt::{Arrival, Outcome, SentData, StallEnd};
     use crate::probe::{PacketLimits, ProbeObservation, StepView};
     use crate::tcp::TcpInfo;
 
@@ -471,34 +471,15 @@ mod tests {
     }
 
     fn attempt(outcome: Outcome) -> Arc<TlsAttempt> {
-        Arc::new(TlsAttempt {
-            id: 1,
-            peer: SocketAddr::from(([198, 18, 1, 1], 40001)),
-            local: SocketAddr::from(([198, 18, 3, 2], 443)),
-            started_at: SystemTime::now(),
-            arrival: Arrival {
-                bytes: 1460,
-                read_count: 1,
-                reads: vec![],
-                capture_ms: 3000.0,
-            },
-            raw: vec![],
-            client_hello: None,
-            fingerprint_cache: Default::default(),
-            negotiated: None,
-            handshake_ms: None,
-            outcome,
-            syn: None,
-            tcp: None,
-            handshake_flight: None,
-            after_handshake: AfterHandshake::default(),
-            icmp_probe: None,
-            first_request: Default::default(),
-            run: Default::default(),
-            our_mss: None,
-            seen_by: None,
-            balancer: None,
-        })
+        let mut a = TlsAttempt::fixture(1, SocketAddr::from(([198, 18, 1, 1], 40001)));
+        a.arrival = Arrival {
+            bytes: 1460,
+            read_count: 1,
+            reads: vec![],
+            capture_ms: 3000.0,
+        };
+        a.outcome = outcome;
+        Arc::new(a)
     }
 
     fn hello_stalled() -> Arc<TlsAttempt> {

@@ -108,3 +108,33 @@ pub fn run_page(
         navigation_error: json["navigation_error"].as_str().map(str::to_owned),
     }
 }
+
+/// base64(SHA-256(SubjectPublicKeyInfo)) of the certificate in `pem`, the
+/// form `--ignore-certificate-errors-spki-list` takes: Chromium trusts the
+/// test server's self-signed certificate by its key alone.
+pub fn spki_hash(pem: &Path) -> String {
+    use base64::Engine;
+    use rustls::pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
+    let der = rustls::pki_types::CertificateDer::from_pem_file(pem).expect("certificate PEM");
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).expect("certificate");
+    base64::engine::general_purpose::STANDARD
+        .encode(Sha256::digest(cert.tbs_certificate.subject_pki.raw))
+}
+
+/// The text between the first `start` and the `end` after it, in a page's
+/// serialized DOM.
+pub fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let rest = &text[text.find(start)? + start.len()..];
+    Some(&rest[..rest.find(end)?])
+}
+
+/// The entities a serialized DOM or askama uses in text and attributes.
+pub fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
