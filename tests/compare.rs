@@ -548,13 +548,14 @@ fn lab_case(agent: Agent, tag: &str) -> String {
                     "a later segment came and the first never did: 0 bytes in order, {held} segment{} held out of order",
                     if held == 1 { "" } else { "s" }
                 ),
-                // More than one full segment at the client's 1,500-byte
-                // MTU, and less than two: two packets.
                 format!(
-                    "on the working network the ClientHello arrived whole ({} bytes in {reads} read{}, 2 packets at MSS ",
+                    "on the working network the ClientHello arrived whole ({} bytes in {reads} read{}",
                     thousands(bytes),
                     if reads == 1 { "" } else { "s" }
                 ),
+                // More than one full segment at the client's 1,500-byte
+                // MTU, and less than two: two packets.
+                "2 packets at MSS ".to_owned(),
                 "changed nothing".to_owned(),
                 "something near the client filters it".to_owned(),
             ] {

@@ -357,7 +357,8 @@ pub fn stuck_words(outcome: &Outcome) -> String {
     }
 }
 
-/// How a whole ClientHello arrived: "1,931 bytes in 1 read".
+/// How a whole ClientHello arrived: "1,931 bytes in 1 read", "4,000 bytes in
+/// 2 reads, the longest gap 0.1 ms".
 pub fn whole_words(a: &AttemptView) -> String {
     let arrival = &a.tls.arrival;
     let mut text = format!(
@@ -368,6 +369,16 @@ pub fn whole_words(a: &AttemptView) -> String {
     );
     if arrival.tls_records > 1 {
         text.push_str(&format!(" and {} TLS records", arrival.tls_records));
+    }
+    let gap = arrival
+        .reads
+        .iter()
+        .filter_map(|r| r.gap_ms)
+        .fold(None, |max: Option<f64>, g| {
+            Some(max.map_or(g, |m| m.max(g)))
+        });
+    if let Some(gap) = gap {
+        text.push_str(&format!(", the longest gap {gap:.1} ms"));
     }
     text
 }

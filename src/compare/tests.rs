@@ -56,12 +56,13 @@ fn whole(id: u64, tie: &str, hello: &[u8], reads: &[usize], keep: bool) -> Value
     } else {
         0x001d
     };
-    let mut at = 0.0;
+    // One read every 1.5 ms.
     let reads: Vec<Value> = reads
         .iter()
-        .map(|b| {
-            at += 1.0;
-            json!({ "at_ms": at, "bytes": b, "gap_ms": null })
+        .enumerate()
+        .map(|(i, b)| {
+            let gap = if i == 0 { Value::Null } else { json!(1.5) };
+            json!({ "at_ms": 1.0 + 1.5 * i as f64, "bytes": b, "gap_ms": gap })
         })
         .collect();
     let mut a = json!({
@@ -321,6 +322,29 @@ fn a_document_that_is_not_json_is_an_error_not_a_panic() {
     assert!(empty.missing.len() > 5);
     let c = compare(&empty, &empty, None);
     assert!(c.explanation.is_empty(), "{c:#?}");
+}
+
+#[test]
+fn a_hello_in_several_reads_says_how_far_apart() {
+    let (failing, mut working) = black_hole_pair();
+    let chromium = fixture("chromium_pq");
+    let first = 1348;
+    working["attempts"] = json!([whole(
+        3,
+        "request",
+        &chromium,
+        &[first, chromium.len() - first],
+        true
+    )]);
+    let c = compare(&side(A, &failing), &side(B, &working), None);
+    assert!(
+        c.explanation[0].text.contains(&format!(
+            "on the working network the ClientHello arrived whole ({} bytes in 2 reads, the longest gap 1.5 ms, 2 packets at MSS 1,460)",
+            crate::util::thousands(chromium.len())
+        )),
+        "{}",
+        c.explanation[0].text
+    );
 }
 
 #[test]
