@@ -10,7 +10,7 @@
 //! Data flows one way; lower layers never import higher ones:
 //!
 //! ```text
-//! server -> capture -> hello -> fingerprint / diagnose -> recent -> report -> web
+//! server -> capture -> hello -> fingerprint / diagnose -> recent -> report -> compare -> web
 //! ```
 //!
 //! | module | owns |
@@ -36,12 +36,14 @@
 //! | [`route`] | what our kernel remembers about the path toward a client (a learned path MTU): read, and forgotten when a run starts |
 //! | [`pg`] | PostgreSQL for several instances (`--database-url`): saved reports and the shared recent attempts |
 //! | [`report`] | the view models (a connection's report; a run's report, which is also the saved document) and their text and HTML renderings |
+//! | [`compare`] | two saved reports side by side: the pure diff, the ranked explanation, its view model and renderers |
 //! | [`web`] | axum routes, format negotiation, errors |
 //! | [`util`] | small formatting helpers |
 
 pub mod attempt;
 pub mod capture;
 pub mod certs;
+pub mod compare;
 pub mod config;
 pub mod diagnose;
 pub mod fingerprint;

@@ -14,7 +14,7 @@ pub mod stored;
 pub use delivery::{AfterHandshake, Fate, SentData, STALL_AFTER_MS};
 pub use icmp_probe::IcmpProbe;
 pub use our_mss::OurMss;
-pub use outcome::{classify, HandshakeError, Outcome, StallEnd};
+pub use outcome::{classify, HandshakeError, Outcome, StallEnd, MAX_OFFERED_PROTOCOLS};
 pub use request::{
     version_name, FirstRequest, ProxyHeader, RequestFacts, MAX_PROXY_HEADER_BYTES,
     MAX_USER_AGENT_BYTES, PROXY_HEADERS,

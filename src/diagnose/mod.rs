@@ -30,7 +30,7 @@ pub use fixes::IpVersion;
 pub use interception_rules::proxy_headers;
 pub use run_rules::{client_remembers, ClientSide, EarlierVerdict, ProxyUse, Remembered};
 pub use user_agent::{claim, Claim, Family};
-pub use verdict::{diagnose, Diagnosis, Observations, Status};
+pub use verdict::{diagnose, Diagnosis, Observations, Status, DOWN_BROKEN, UP_BROKEN};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -82,7 +82,7 @@ pub struct Diagnosis {
 }
 
 /// Findings that mean packets from the client toward us vanish.
-const UP_BROKEN: &[&str] = &[
+pub const UP_BROKEN: &[&str] = &[
     "path.icmp-filtered-toward-you",
     "path.router-icmp-missing",
     "path.black-hole-up",
@@ -91,7 +91,7 @@ const UP_BROKEN: &[&str] = &[
     "tls.hello-incomplete",
 ];
 /// Findings that mean packets from us toward the client vanish.
-const DOWN_BROKEN: &[&str] = &[
+pub const DOWN_BROKEN: &[&str] = &[
     "path.black-hole-down",
     "path.response-stalled",
     "path.flight-stalled",

@@ -37,7 +37,7 @@ pub mod html;
 pub mod run;
 pub mod text;
 
-pub use display::{CipherRow, ExtensionRow, Fact};
+pub use display::{syn_summary, CipherRow, ExtensionRow, Fact};
 pub use run::{ProbeSection, RunAttempt, RunReport, RUN_SCHEMA_VERSION};
 
 use std::net::SocketAddr;

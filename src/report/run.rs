@@ -16,7 +16,8 @@
 //!              "hello": [client step], "tls_check": {...} | null },
 //!   "client": { "address", "port" },
 //!   "attempts": [ { "tie": { "by": "request" | "hello_ladder" | "evidence", "reasons"? },
-//!                   "attempt": {...an attempt brief...} } ],
+//!                   "attempt": {...an attempt brief...},
+//!                   "hello_base64": "..." (one attempt per distinct JA4_r) } ],
 //!   "other_clients": [ ...attempt briefs: the address's other clients... ],
 //!   "proxy": { "name", "evidence": [...], "request"? } (when one was seen),
 //!   "connection": { ...the posting connection's report, see `report`... },
@@ -58,6 +59,39 @@ pub struct ProbeSection {
 pub struct RunAttempt {
     pub tie: Tie,
     pub attempt: AttemptView,
+    /// The whole ClientHello as it arrived, base64: on the newest of the
+    /// run's attempts with each distinct JA4_r (at most
+    /// [`MAX_HELLOS_KEPT`] in a report), so the lists a fingerprint only
+    /// hashes (cipher suites, groups, key shares, extensions) can be compared
+    /// later. A ladder's padded hellos differ only in their ALPN padding and
+    /// share one. Absent on the other attempts, and in reports saved before
+    /// it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello_base64: Option<String>,
+}
+
+/// Most whole ClientHellos one run report keeps ([`RunAttempt::hello_base64`]):
+/// a run has one or two clients (check.sh: curl and openssl), each sending
+/// one shape of hello; the cap holds whatever else connects.
+pub const MAX_HELLOS_KEPT: usize = 4;
+
+/// The whole ClientHellos of `attempts` (newest first) worth keeping: the
+/// first of each distinct JA4_r, at most [`MAX_HELLOS_KEPT`]; `None` for the
+/// rest, in the same order.
+pub fn kept_hellos(attempts: &[&crate::attempt::TlsAttempt]) -> Vec<Option<String>> {
+    use base64::Engine;
+    let mut seen: Vec<&str> = Vec::new();
+    attempts
+        .iter()
+        .map(|a| {
+            let ja4_r = a.fingerprints()?.ja4_r.as_str();
+            if seen.len() >= MAX_HELLOS_KEPT || seen.contains(&ja4_r) {
+                return None;
+            }
+            seen.push(ja4_r);
+            Some(base64::engine::general_purpose::STANDARD.encode(&a.raw))
+        })
+        .collect()
 }
 
 /// One run's report.

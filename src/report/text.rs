@@ -242,8 +242,26 @@ pub fn render_saved(doc: &RunReport, link: &str) -> String {
     }
     out.push_str(&wrap(&printable(&doc.connection.summary), WIDTH, "  "));
     connection_text(&mut out, &doc.connection);
+    // The link stays the last line, as the text of a saved report always ended.
+    out.push('\n');
+    compare_text(&mut out, link);
     let _ = writeln!(out, "\nReport link: {link}");
     out
+}
+
+/// How to compare a report with another run's: its link turned into the
+/// comparison's (`…/r/ID` → `…/compare/ID/OTHER_ID`).
+fn compare_text(out: &mut String, link: &str) {
+    let Some((base, id)) = link.rsplit_once("/r/") else {
+        return;
+    };
+    out.push_str(&wrap(
+        "To compare it with another run's report (from a network where it works, or another \
+         client), open this with the other report's id (the end of its link) for OTHER_ID:",
+        WIDTH,
+        "",
+    ));
+    let _ = writeln!(out, "  {base}/compare/{id}/OTHER_ID");
 }
 
 /// The answer to a run for check.sh: the verdict text (the same as the saved
@@ -256,6 +274,8 @@ pub fn render_run(report: &RunReport) -> String {
     match (&report.report_url, &report.report_error) {
         (Some(url), _) => {
             let _ = writeln!(out, "\nReport link (send it to support): {url}");
+            out.push('\n');
+            compare_text(&mut out, url);
         }
         (None, Some(why)) => {
             let _ = writeln!(

@@ -26,6 +26,21 @@ pub fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The report id in what someone pasted: the id itself, or a link that
+/// ends in one (`https://host/r/<id>`, with or without a query), in any case.
+pub fn id_in(text: &str) -> Option<String> {
+    /// Longer than any link to a report.
+    const MAX_PASTE: usize = 2048;
+    let text = text.trim();
+    if text.len() > MAX_PASTE {
+        return None;
+    }
+    text.split(|c: char| matches!(c, '/' | '?' | '#' | '&' | '=') || c.is_whitespace())
+        .rev()
+        .map(str::to_ascii_lowercase)
+        .find(|part| valid_id(part))
+}
+
 /// A support case label: 1 to 64 of `[A-Za-z0-9._:-]`. Strict on purpose: it
 /// is shown to support and used in filters, and markup has no business in it.
 pub fn valid_label(label: &str) -> bool {
@@ -46,6 +61,23 @@ mod tests {
         assert!(valid_id(&a) && valid_id(&b));
         assert_ne!(a, b);
         assert!(!valid_id("../../etc/passwd"));
+    }
+
+    #[test]
+    fn finds_the_id_in_a_pasted_link_or_on_its_own() {
+        let id = "0123456789abcdef0123456789abcdef";
+        for pasted in [
+            id.to_owned(),
+            format!("  {id}\n"),
+            format!("http://192.0.2.1:8080/r/{id}"),
+            format!("https://diag.example/r/{}?format=text", id.to_uppercase()),
+            format!("https://diag.example/api/v1/reports/{id}#top"),
+        ] {
+            assert_eq!(id_in(&pasted).as_deref(), Some(id), "{pasted:?}");
+        }
+        for junk in ["", "r/123", "https://diag.example/r/", &"a".repeat(4000)] {
+            assert_eq!(id_in(junk), None, "{junk:?}");
+        }
     }
 
     #[test]

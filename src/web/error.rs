@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 pub enum AppError {
     #[error("not found")]
     NotFound,
+    /// Not found, with a sentence for the client saying what may be wrong.
+    #[error("not found: {0}")]
+    NotFoundBecause(&'static str),
     #[error("{0}")]
     BadRequest(String),
     /// The request carries no connection context: the router was called outside
@@ -39,6 +42,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::NotFound => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+            AppError::NotFoundBecause(why) => {
+                (StatusCode::NOT_FOUND, format!("not found: {why}\n")).into_response()
+            }
             AppError::BadRequest(msg) => {
                 (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response()
             }

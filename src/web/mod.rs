@@ -9,11 +9,14 @@
 //! - `GET /probe/down/{n}`, `POST /probe/up`, `GET /api/v1/probe/config`,
 //!   `POST /api/v1/probe/results`, `GET /check.sh` — path probes (docs/probes.md).
 //! - `GET /r/{id}`, `GET /api/v1/reports/{id}` — a saved report (HTML/text, JSON).
+//! - `GET /compare/{a}/{b}`, `GET /api/v1/compare/{a}/{b}` — two saved reports
+//!   compared (HTML/text/JSON, JSON); `GET /compare?a=&b=` — the forms' way there.
 //! - `GET /admin` — the operator's list of reports (only with a token configured).
 //! - `GET /static/*` — the page's CSS and JS (embedded in the binary).
 //! - `GET /healthz` — liveness.
 
 mod assets;
+mod compare;
 mod error;
 mod negotiate;
 mod observe;
@@ -450,6 +453,9 @@ pub fn router(state: AppState) -> App {
         .route("/check.sh", get(probe::check_sh))
         .route("/r/{id}", get(saved::page))
         .route("/api/v1/reports/{id}", get(saved::json))
+        .route("/compare", get(compare::form))
+        .route("/compare/{a}/{b}", get(compare::page))
+        .route("/api/v1/compare/{a}/{b}", get(compare::api))
         .route("/admin", get(saved::admin))
         .route("/static/{file}", get(assets::serve))
         .route("/healthz", get(|| async { "ok\n" }))

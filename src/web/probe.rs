@@ -598,12 +598,16 @@ pub(super) async fn results(
         },
         &profile,
     );
+    let hellos =
+        crate::report::run::kept_hellos(&split.own.iter().map(|(a, _)| &**a).collect::<Vec<_>>());
     let own_views = split
         .own
         .iter()
-        .map(|(a, tie)| RunAttempt {
+        .zip(hellos)
+        .map(|((a, tie), hello_base64)| RunAttempt {
             tie: tie.clone(),
             attempt: AttemptView::new(a, judged.take(a, &profile)).brief(),
+            hello_base64,
         })
         .collect();
     let other_views = split

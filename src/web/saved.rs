@@ -20,10 +20,10 @@ use crate::reports::{valid_id, valid_label, ReportMeta, ReportStore, StoredRepor
 
 #[derive(Debug, Deserialize)]
 pub(super) struct FormatQuery {
-    format: Option<String>,
+    pub(super) format: Option<String>,
 }
 
-async fn load(state: &AppState, id: &str) -> Result<StoredReport, AppError> {
+pub(super) async fn load(state: &AppState, id: &str) -> Result<StoredReport, AppError> {
     if !valid_id(id) {
         return Err(AppError::NotFound);
     }

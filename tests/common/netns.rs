@@ -352,36 +352,7 @@ impl Lab {
             lab.sysctl(&lab.client, "net.ipv4.ip_no_pmtu_disc=1");
         }
 
-        // The ICMP a router generates itself passes its OUTPUT chain (FORWARD
-        // sees only transit traffic). Each router only ever sends it one way:
-        // r1 for packets entering the narrow link from the client, r2 for
-        // packets entering it from the server.
-        let too_big: &[&str] = if v6 {
-            &["-p", "icmpv6", "--icmpv6-type", "packet-too-big"]
-        } else {
-            &["-p", "icmp", "--icmp-type", "fragmentation-needed"]
-        };
-        if spec.drop_icmp_toward_client {
-            lab.append(
-                &lab.r1,
-                &[&["OUTPUT", "-o", "to-client"], too_big].concat(),
-                "DROP",
-            );
-        }
-        if spec.drop_icmp_toward_server {
-            lab.append(
-                &lab.r2,
-                &[&["OUTPUT", "-o", "to-server"], too_big].concat(),
-                "DROP",
-            );
-        }
-        if spec.drop_forwarded_icmp_toward_client {
-            lab.append(
-                &lab.r1,
-                &[&["FORWARD", "-o", "to-client"], too_big].concat(),
-                "DROP",
-            );
-        }
+        lab.drop_icmp(spec);
         if spec.drop_fragments {
             // iptables' -f matches second and later fragments: the first one
             // passes, but the packet can never be reassembled. (No conntrack
@@ -447,6 +418,80 @@ impl Lab {
                 assert!(tries < 100, "the links in {ns} never came up");
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+    }
+
+    /// Appends the ICMP drops `spec` asks for (its
+    /// `drop_icmp_toward_client`, `drop_icmp_toward_server` and
+    /// `drop_forwarded_icmp_toward_client`).
+    fn drop_icmp(&self, spec: &LabSpec) {
+        // The ICMP a router generates itself passes its OUTPUT chain (FORWARD
+        // sees only transit traffic). Each router only ever sends it one way:
+        // r1 for packets entering the narrow link from the client, r2 for
+        // packets entering it from the server.
+        let too_big: &[&str] = if self.spec.ipv6 {
+            &["-p", "icmpv6", "--icmpv6-type", "packet-too-big"]
+        } else {
+            &["-p", "icmp", "--icmp-type", "fragmentation-needed"]
+        };
+        if spec.drop_icmp_toward_client {
+            self.append(
+                &self.r1,
+                &[&["OUTPUT", "-o", "to-client"], too_big].concat(),
+                "DROP",
+            );
+        }
+        if spec.drop_icmp_toward_server {
+            self.append(
+                &self.r2,
+                &[&["OUTPUT", "-o", "to-server"], too_big].concat(),
+                "DROP",
+            );
+        }
+        if spec.drop_forwarded_icmp_toward_client {
+            self.append(
+                &self.r1,
+                &[&["FORWARD", "-o", "to-client"], too_big].concat(),
+                "DROP",
+            );
+        }
+    }
+
+    /// Switches on, in the running lab, the ICMP drops of `faults` it was
+    /// built without (the three `drop_*icmp*` fields; the rest of `faults`
+    /// must match the lab), then makes the client and the server forget every
+    /// path MTU they learned, so their next connections meet the new path as
+    /// a fresh machine would. The same client and server on a path that
+    /// breaks between two runs: the office network after a firewall change.
+    pub fn add_icmp_faults(&mut self, faults: &LabSpec) {
+        let unchanged = LabSpec {
+            drop_icmp_toward_client: self.spec.drop_icmp_toward_client,
+            drop_icmp_toward_server: self.spec.drop_icmp_toward_server,
+            drop_forwarded_icmp_toward_client: self.spec.drop_forwarded_icmp_toward_client,
+            ..faults.clone()
+        };
+        assert_eq!(
+            unchanged, self.spec,
+            "only the ICMP drops can change in a running lab"
+        );
+        let added = LabSpec {
+            drop_icmp_toward_client: faults.drop_icmp_toward_client
+                && !self.spec.drop_icmp_toward_client,
+            drop_icmp_toward_server: faults.drop_icmp_toward_server
+                && !self.spec.drop_icmp_toward_server,
+            drop_forwarded_icmp_toward_client: faults.drop_forwarded_icmp_toward_client
+                && !self.spec.drop_forwarded_icmp_toward_client,
+            ..self.spec.clone()
+        };
+        self.drop_icmp(&added);
+        self.spec.drop_icmp_toward_client |= added.drop_icmp_toward_client;
+        self.spec.drop_icmp_toward_server |= added.drop_icmp_toward_server;
+        self.spec.drop_forwarded_icmp_toward_client |= added.drop_forwarded_icmp_toward_client;
+        // Learned path MTUs live in the routing table's exceptions until they
+        // expire (10 minutes); flushing the cache drops them at once.
+        let family = if self.spec.ipv6 { "-6" } else { "-4" };
+        for ns in [&self.client, &self.server] {
+            run_ok("ip", &[family, "-n", ns, "route", "flush", "cache"]);
         }
     }
 
