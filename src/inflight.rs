@@ -220,12 +220,20 @@ impl Snapshot {
             outcome,
             syn: self.syn.clone(),
             tcp: Some(tcp),
+            // What we announced is known while it hangs; whether a cached
+            // path MTU shrank it is looked up when it is recorded.
+            our_mss: crate::attempt::OurMss::of(
+                &tcp,
+                self.syn.as_deref(),
+                self.peer.ip().to_canonical().is_ipv4(),
+                || None,
+            ),
             handshake_flight: (self.stage == Stage::Handshaking).then(|| SentData::from_tcp(&tcp)),
             after_handshake: AfterHandshake::default(),
             icmp_probe: self.icmp_so_far(),
             first_request: Default::default(),
             run: Default::default(),
-            our_mss: None,
+
             seen_by: None,
             balancer: None,
         })

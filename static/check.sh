@@ -189,18 +189,15 @@ main() {
 }
 
 # Announces the run (GET the probe configuration with its id) and sets
-# SHRUNK_TO to the path MTU the server still remembers toward us when it
-# could not forget it (then our connections are asked for smaller packets,
-# and large ClientHellos that pass prove nothing), or to "".
+# SHRUNK_TO to the most data per packet the server's connections ask of us
+# when it remembers a smaller path MTU toward us and could not forget it
+# (then ClientHellos larger than that which pass prove nothing), or to "".
 run_starts() {
     curl -s --max-time 5 -o "$1" "$BASE/api/v1/probe/config?run=$RUN" 2>/dev/null
-    SHRUNK_TO=""
-    if grep -q '"forgot":false' "$1" 2>/dev/null; then
-        SHRUNK_TO=$(sed -n 's/.*"learned_mtu":\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
-    fi
+    SHRUNK_TO=$(sed -n 's/.*"shrunk_mss":\([0-9][0-9]*\).*/\1/p' "$1" 2>/dev/null | head -n 1)
     if [ -n "$SHRUNK_TO" ]; then
-        echo "  note   the server remembers that packets toward you must stay under $SHRUNK_TO bytes"
-        echo "         and could not forget it, so this run's connections carry smaller packets."
+        echo "  note   the server remembers a smaller path MTU toward you and could not forget it:"
+        echo "         this run's connections carry at most $SHRUNK_TO bytes of data per packet."
     fi
 }
 
@@ -337,7 +334,7 @@ hello_ladder() {
             # A pass on a connection the server asked for smaller packets
             # could not have failed: say so (the server discounts it too).
             if [ -n "$SHRUNK_TO" ] && [ "$GOT" -gt "$SHRUNK_TO" ]; then
-                SAY="passed, but on a connection limited to $SHRUNK_TO-byte packets: not a test"
+                SAY="passed, but on a connection limited to $SHRUNK_TO bytes a packet: not a test"
             fi
         elif grep -qiE 'reset by peer|errno=104|Connection reset' "$F"; then
             OK=false; ERRJ='"reset"'; SAY="FAILED (reset)"

@@ -28,7 +28,9 @@ pub use balancer_rules::BEHIND_BALANCER;
 pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
 pub use interception_rules::proxy_headers;
-pub use run_rules::{client_remembers, ClientSide, EarlierVerdict, ProxyUse, Remembered};
+pub use run_rules::{
+    client_remembers, ClientSide, EarlierVerdict, ProxyUse, Remembered, CLIENT_MEMORY,
+};
 pub use user_agent::{claim, Claim, Family};
 pub use verdict::{diagnose, Diagnosis, Observations, Status, DOWN_BROKEN, UP_BROKEN};
 

@@ -53,6 +53,9 @@ struct PathMemoryView {
     forgot: bool,
     /// Why it could not be forgotten.
     cannot_forget: Option<String>,
+    /// When it was not forgotten: the most data a packet of the caller's
+    /// may carry on the run's connections (the MSS our SYN-ACKs announce).
+    shrunk_mss: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,22 +109,32 @@ async fn forget_for_run(state: &AppState, ip: std::net::IpAddr) -> PathMemoryVie
             learned_mtu: None,
             forgot: false,
             cannot_forget: None,
+            shrunk_mss: None,
         },
         Forgot::Forgot { mtu } => PathMemoryView {
             learned_mtu: Some(mtu),
             forgot: true,
             cannot_forget: None,
+            shrunk_mss: None,
         },
-        Forgot::Soon => PathMemoryView {
-            learned_mtu: state.path_memory.learned(ip).map(|l| l.mtu),
-            forgot: false,
-            cannot_forget: Some("other clients' tests are forgetting right now".to_owned()),
-        },
-        Forgot::Unavailable(why) => PathMemoryView {
-            learned_mtu: state.path_memory.learned(ip).map(|l| l.mtu),
-            forgot: false,
-            cannot_forget: Some(why),
-        },
+        Forgot::Soon => kept(
+            state,
+            ip,
+            "other clients' tests are forgetting right now".to_owned(),
+        ),
+        Forgot::Unavailable(why) => kept(state, ip, why),
+    }
+}
+
+/// What was learned toward `ip` and stays, and why.
+fn kept(state: &AppState, ip: std::net::IpAddr, why: String) -> PathMemoryView {
+    let learned = state.path_memory.learned(ip).map(|l| l.mtu);
+    let headers = if ip.to_canonical().is_ipv4() { 40 } else { 60 };
+    PathMemoryView {
+        learned_mtu: learned,
+        forgot: false,
+        cannot_forget: Some(why),
+        shrunk_mss: learned.map(|mtu| mtu.saturating_sub(headers)),
     }
 }
 
@@ -568,6 +581,12 @@ pub(super) async fn results(
             .map(str::to_owned);
         client.earlier = state.last_verdicts.get(peer.ip());
     }
+    // The rescue the client's kernel may remember can be up to ten minutes
+    // before this run: look that far back.
+    let remembered_window = SystemTime::now()
+        .duration_since(started_at)
+        .unwrap_or_default()
+        + diagnose::CLIENT_MEMORY;
     client.remembers = diagnose::client_remembers(
         tcp.syn
             .as_deref()
@@ -575,7 +594,7 @@ pub(super) async fn results(
             .and_then(|s| s.mss),
         peer.ip().to_canonical().is_ipv4(),
         state.icmp.mtu(),
-        &attempts,
+        &super::observe::attempts(&state, peer.ip(), remembered_window, &shared),
         started_at,
         &profile,
     );
@@ -622,11 +641,13 @@ pub(super) async fn results(
         client.proxy.clone(),
     );
     state.metrics.path_test(answer.status, &results.agent);
+    // A problem found even on a shrunk connection is conclusive; a verdict
+    // carried over from the client's memory of our message is not new.
     let conclusive = answer.status != diagnose::Status::Inconclusive
         && !answer
             .findings
             .iter()
-            .any(|f| f.id == "path.our-mss-shrunk" || f.id == "path.client-remembers-our-icmp");
+            .any(|f| f.id == "path.client-remembers-our-icmp");
     // Storage is what the limit protects; the verdict is given either way.
     let saved = match state
         .report_rate
