@@ -166,6 +166,23 @@ fn names_the_black_hole_every_time(tag: &str, v6: bool, agents: &[Agent]) {
             }
         }
         if agent == Agent::CheckSh {
+            // Its downloads cross the 1,400-byte link and the server side's
+            // router tells our kernel so: evidence about the path toward
+            // the client, named with its MTU.
+            let heard = run.finding("path.icmp-toward-you-reached-us");
+            checks.check(
+                heard.is_some_and(|f| {
+                    f["title"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with("must stay under 1,400 bytes"))
+                }),
+                || {
+                    format!(
+                        "{name}: no path.icmp-toward-you-reached-us naming 1,400 bytes: {:?}",
+                        run.ids()
+                    )
+                },
+            );
             let hellos = run.hello_lines();
             checks.check(
                 hellos

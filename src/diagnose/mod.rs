@@ -29,7 +29,7 @@ pub use finding::{Evidence, Finding, Severity};
 pub use fixes::IpVersion;
 pub use interception_rules::proxy_headers;
 pub use run_rules::{
-    client_remembers, ClientSide, EarlierVerdict, ProxyUse, Remembered, CLIENT_MEMORY,
+    client_remembers, ClientSide, EarlierVerdict, Heard, ProxyUse, Remembered, CLIENT_MEMORY,
 };
 pub use user_agent::{claim, Claim, Family};
 pub use verdict::{diagnose, Diagnosis, Observations, Status, DOWN_BROKEN, UP_BROKEN};

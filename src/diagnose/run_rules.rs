@@ -32,6 +32,79 @@ pub struct ClientSide {
     pub earlier: Option<EarlierVerdict>,
     /// The client's computer remembers a path MTU we told it.
     pub remembers: Option<Remembered>,
+    /// Path MTUs our kernel learned toward the client's address (a router's
+    /// ICMP on the way to it reached us), before or during the run.
+    pub heard: Vec<Heard>,
+}
+
+/// A path MTU toward the client that our kernel learned: a router between us
+/// and the client sent "fragmentation needed" / "packet too big" and it
+/// reached us. Seen when a run's start forgot it, or still held when the run
+/// ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heard {
+    pub mtu: u32,
+    /// When we saw it (forgot it, or read it as the run ended).
+    #[serde(
+        serialize_with = "crate::util::rfc3339",
+        deserialize_with = "crate::util::parse_rfc3339"
+    )]
+    pub seen_at: std::time::SystemTime,
+    /// Learned before the run began (an earlier test, or another client at
+    /// the address), rather than by this run's own transfers.
+    pub before_run: bool,
+}
+
+/// A router on the path toward the client told us its packets must be
+/// smaller, and its message reached us: our downloads adapt (that is PMTU
+/// discovery working), and the narrow link probably carries the client's
+/// packets toward us too, where the same kind of message must reach the
+/// client.
+pub fn icmp_toward_you_reached_us(heard: &[Heard], ipv4: bool) -> Option<Finding> {
+    // This run's own evidence first; then what was known before it.
+    let h = heard
+        .iter()
+        .filter(|h| !h.before_run)
+        .min_by_key(|h| h.mtu)
+        .or_else(|| heard.iter().min_by_key(|h| h.mtu))?;
+    let message = if ipv4 {
+        "ICMP \"fragmentation needed\""
+    } else {
+        "ICMPv6 \"packet too big\""
+    };
+    let when = if h.before_run {
+        format!(
+            "before this run (an earlier test, or another client at your address); our server \
+             forgot it at {} so this run could test full-size packets again",
+            crate::util::clock(h.seen_at)
+        )
+    } else {
+        format!(
+            "during this run, from our downloads to you (seen at {})",
+            crate::util::clock(h.seen_at)
+        )
+    };
+    Some(
+        Finding::new(
+            "path.icmp-toward-you-reached-us",
+            Severity::Info,
+            format!(
+                "A router on the path toward you told our server that packets toward you must \
+                 stay under {} bytes",
+                crate::util::thousands(h.mtu as usize)
+            ),
+        )
+        .explain(format!(
+            "Our large packets toward you met a link of {} bytes, and the router before it sent \
+             our server {message}, which reached it: our packets toward you get smaller by \
+             themselves (path MTU discovery working as it should). The same narrow link most \
+             likely carries your packets toward us as well; they get through only if the same \
+             kind of message from the router on your side reaches your computer.",
+            crate::util::thousands(h.mtu as usize)
+        ))
+        .evidence("path MTU toward you", h.mtu.to_string())
+        .evidence("learned", when),
+    )
 }
 
 /// A conclusive verdict an earlier run from the same address got.
@@ -429,6 +502,39 @@ mod tests {
     }
 
     #[test]
+    fn what_our_kernel_heard_toward_the_client_is_said_with_when() {
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let before = Heard {
+            mtu: 1400,
+            seen_at: t,
+            before_run: true,
+        };
+        let during = Heard {
+            mtu: 1400,
+            seen_at: t,
+            before_run: false,
+        };
+        assert!(icmp_toward_you_reached_us(&[], true).is_none());
+        let f = icmp_toward_you_reached_us(&[before, during], true).unwrap();
+        assert_eq!(f.severity, Severity::Info);
+        assert!(
+            f.title.ends_with("must stay under 1,400 bytes"),
+            "{}",
+            f.title
+        );
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.value.starts_with("during this run")));
+        let f = icmp_toward_you_reached_us(&[before], false).unwrap();
+        assert!(f.explanation.contains("packet too big"));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.value.starts_with("before this run")));
+    }
+
+    #[test]
     fn a_failed_request_is_never_nothing() {
         let client = ClientSide {
             who: "your browser",
@@ -439,6 +545,7 @@ mod tests {
             cannot_forget: None,
             earlier: None,
             remembers: None,
+            heard: vec![],
         };
         let f = https_failed(&client, false).unwrap();
         assert_eq!(f.severity, Severity::Error);

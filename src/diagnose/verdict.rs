@@ -200,6 +200,11 @@ fn findings(o: &Observations<'_>, server: &ServerProfile) -> Vec<Finding> {
         if let Some(f) = super::run_rules::our_mss_shrunk(o.attempts, client) {
             add(f, &mut findings);
         }
+        if let Some(f) =
+            super::run_rules::icmp_toward_you_reached_us(&client.heard, o.ip == IpVersion::V4)
+        {
+            add(f, &mut findings);
+        }
         let own_failed = o.attempts.iter().any(|a| !a.succeeded());
         if let Some(f) = super::run_rules::https_failed(client, own_failed) {
             add(f, &mut findings);

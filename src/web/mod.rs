@@ -151,6 +151,56 @@ impl LastVerdicts {
     }
 }
 
+/// What each run's start forgot of the path MTU our kernel had learned
+/// toward its client (evidence that a router's ICMP toward the client reached
+/// us), kept until the run's results arrive. Bounded: the oldest runs go.
+#[derive(Debug, Default)]
+pub struct RunsHeard(std::sync::Mutex<RunsHeardInner>);
+
+#[derive(Debug, Default)]
+struct RunsHeardInner {
+    by_run: HashMap<String, Vec<crate::diagnose::Heard>>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Runs remembered at once, and sightings per run (check.sh forgets twice).
+const RUNS_HEARD: usize = 4_096;
+const HEARD_PER_RUN: usize = 4;
+
+impl RunsHeard {
+    /// Notes that `run` announced itself; true the first time (what is
+    /// forgotten then was learned before the run).
+    pub fn starts(&self, run: &str) -> bool {
+        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.by_run.contains_key(run) {
+            return false;
+        }
+        if inner.order.len() >= RUNS_HEARD {
+            if let Some(old) = inner.order.pop_front() {
+                inner.by_run.remove(&old);
+            }
+        }
+        inner.by_run.insert(run.to_owned(), Vec::new());
+        inner.order.push_back(run.to_owned());
+        true
+    }
+
+    pub fn heard(&self, run: &str, heard: crate::diagnose::Heard) {
+        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = inner.by_run.get_mut(run) {
+            if list.len() < HEARD_PER_RUN {
+                list.push(heard);
+            }
+        }
+    }
+
+    /// What the run's starts saw (the run's results are in: it is done).
+    pub fn take(&self, run: &str) -> Vec<crate::diagnose::Heard> {
+        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        inner.by_run.remove(run).unwrap_or_default()
+    }
+}
+
 /// State shared by all handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -170,6 +220,8 @@ pub struct AppState {
     /// Each address's last conclusive verdict, shown when a later run could
     /// not test what it needed to.
     pub last_verdicts: Arc<LastVerdicts>,
+    /// What each run's start forgot, until its results arrive.
+    pub runs_heard: Arc<RunsHeard>,
     /// The server's side of recent probe transfers.
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
@@ -213,6 +265,7 @@ impl AppState {
                 "this server does not read its route table",
             )),
             last_verdicts: Arc::default(),
+            runs_heard: Arc::default(),
             probes: Arc::new(RecentStore::new(StoreLimits {
                 per_address: 200,
                 ..limits

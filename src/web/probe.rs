@@ -77,11 +77,29 @@ pub(super) async fn config(
         ConnectionContext::Tls(_) => String::new(),
         ConnectionContext::Plain { .. } => super::https_base(&request, &context, state.https_port),
     };
-    let starts = query.run.as_deref().is_some_and(crate::probe::valid_run_id);
-    let path_memory = if starts && context.via().is_none() {
-        Some(forget_for_run(&state, context.peer().ip()).await)
-    } else {
-        None
+    let run = query
+        .run
+        .as_deref()
+        .filter(|r| crate::probe::valid_run_id(r));
+    let path_memory = match run {
+        Some(run) if context.via().is_none() => {
+            let first = state.runs_heard.starts(run);
+            let view = forget_for_run(&state, context.peer().ip()).await;
+            // What a router toward the client told our kernel is evidence
+            // about the client's path, whether or not it could be forgotten.
+            if let Some(mtu) = view.learned_mtu {
+                state.runs_heard.heard(
+                    run,
+                    diagnose::Heard {
+                        mtu,
+                        seen_at: SystemTime::now(),
+                        before_run: first,
+                    },
+                );
+            }
+            Some(view)
+        }
+        _ => None,
     };
     let config = ProbeConfig {
         probe_base,
@@ -587,6 +605,24 @@ pub(super) async fn results(
         .duration_since(started_at)
         .unwrap_or_default()
         + diagnose::CLIENT_MEMORY;
+    // What routers toward the client told our kernel: at the run's starts,
+    // and what it holds now (learned since the last start forgot, unless
+    // forgetting is impossible and it was there all along).
+    client.heard = state.runs_heard.take(&results.run);
+    if let Some(now) = state.path_memory.learned(peer.ip()) {
+        let all_along = state.path_memory.cannot_forget(peer.ip()).is_some()
+            && client
+                .heard
+                .iter()
+                .any(|h| h.before_run && h.mtu == now.mtu);
+        if !all_along {
+            client.heard.push(diagnose::Heard {
+                mtu: now.mtu,
+                seen_at: SystemTime::now(),
+                before_run: false,
+            });
+        }
+    }
     client.remembers = diagnose::client_remembers(
         tcp.syn
             .as_deref()
@@ -779,6 +815,7 @@ fn client_side(
         cannot_forget: None,
         earlier: None,
         remembers: None,
+        heard: Vec::new(),
     }
 }
 
