@@ -1,5 +1,6 @@
 //! The Linux socket options std and tokio do not expose: `TCP_INFO`,
-//! `TCP_SAVE_SYN`, `TCP_SAVED_SYN` and `TCP_MAXSEG` (tcp(7)). The only `unsafe` in the crate,
+//! `TCP_SAVE_SYN`, `TCP_SAVED_SYN` and `TCP_MAXSEG` (tcp(7)), a `recvfrom`
+//! into an initialised buffer, and registering a raw socket with tokio. The only `unsafe` in the crate,
 //! kept to these calls so the rest can stay safe.
 //!
 //! Every function takes a borrowed fd, so the socket outlives the call; the
@@ -71,6 +72,25 @@ impl SharedFd {
 const SAVED_SYN_MAX: usize = 512;
 
 /// Asks the kernel to keep the SYN of every connection accepted on `listener`.
+/// Registers `socket` with the runtime's reactor, which then owns it.
+pub fn async_fd(socket: socket2::Socket) -> io::Result<tokio::io::unix::AsyncFd<socket2::Socket>> {
+    // SAFETY: the `AsyncFd` takes the socket by value, so the descriptor it
+    // registers stays open until the `AsyncFd` deregisters it on drop.
+    unsafe { tokio::io::unix::AsyncFd::register(socket) }.map_err(io::Error::from)
+}
+
+/// `recvfrom` into `buf`, with who sent it (socket2 reads into
+/// uninitialised memory only).
+pub fn recv_from(
+    socket: &socket2::Socket,
+    buf: &mut [u8],
+) -> io::Result<(usize, socket2::SockAddr)> {
+    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the
+    // kernel only writes into the buffer: initialised bytes stay initialised.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    socket.recv_from(uninit)
+}
+
 #[cfg(target_os = "linux")]
 pub fn enable_save_syn(listener: BorrowedFd<'_>) -> io::Result<()> {
     set_tcp_option(listener, libc::TCP_SAVE_SYN, 1)

@@ -7,6 +7,23 @@ pub fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::E
     s.collect_str(&humantime::format_rfc3339_millis(*t))
 }
 
+/// [`rfc3339`] for an optional time (`null` when absent).
+pub fn rfc3339_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Reads back what [`rfc3339_opt`] wrote.
+pub fn parse_rfc3339_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SystemTime>, D::Error> {
+    let text = <Option<std::borrow::Cow<'de, str>> as serde::Deserialize>::deserialize(d)?;
+    text.map(|t| humantime::parse_rfc3339(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 /// Reads back what [`rfc3339`] wrote.
 pub fn parse_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
     let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;

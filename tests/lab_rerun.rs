@@ -183,6 +183,22 @@ fn names_the_black_hole_every_time(tag: &str, v6: bool, agents: &[Agent]) {
                     )
                 },
             );
+            // And which router said it: the server side's, on the lab's
+            // server link (r2's address toward the server).
+            let router = if v6 {
+                "from the router 2001:2:0:3:"
+            } else {
+                "from the router 198.18.3."
+            };
+            checks.check(
+                heard.is_some_and(|f| {
+                    f["evidence"].as_array().is_some_and(|e| {
+                        e.iter()
+                            .any(|e| e["value"].as_str().is_some_and(|v| v.starts_with(router)))
+                    })
+                }),
+                || format!("{name}: the finding names no router ({router}…): {heard:?}"),
+            );
             let hellos = run.hello_lines();
             checks.check(
                 hellos

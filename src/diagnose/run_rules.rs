@@ -53,6 +53,27 @@ pub struct Heard {
     /// Learned before the run began (an earlier test, or another client at
     /// the address), rather than by this run's own transfers.
     pub before_run: bool,
+    /// The router whose message taught it, and when it came, when we read
+    /// that message ([`crate::icmp::heard`]).
+    #[serde(default)]
+    pub router: Option<std::net::IpAddr>,
+    #[serde(
+        default,
+        serialize_with = "crate::util::rfc3339_opt",
+        deserialize_with = "crate::util::parse_rfc3339_opt"
+    )]
+    pub told_at: Option<std::time::SystemTime>,
+}
+
+impl Heard {
+    /// "from the router 198.18.3.1 at 21:40:02 UTC", when known.
+    fn told_by(&self) -> Option<String> {
+        let router = self.router?;
+        Some(match self.told_at {
+            Some(at) => format!("from the router {router} at {}", crate::util::clock(at)),
+            None => format!("from the router {router}"),
+        })
+    }
 }
 
 /// A router on the path toward the client told us its packets must be
@@ -103,7 +124,13 @@ pub fn icmp_toward_you_reached_us(heard: &[Heard], ipv4: bool) -> Option<Finding
             crate::util::thousands(h.mtu as usize)
         ))
         .evidence("path MTU toward you", h.mtu.to_string())
-        .evidence("learned", when),
+        .evidence("learned", when)
+        .evidence(
+            "message",
+            h.told_by().unwrap_or_else(|| {
+                "its sender is not known (our server could not read ICMP)".to_owned()
+            }),
+        ),
     )
 }
 
@@ -260,6 +287,15 @@ pub fn our_mss_shrunk(
     ))
     .evidence("MSS we announced", shrunk.announced.to_string())
     .evidence("path MTU our server remembered toward you", mtu.to_string());
+    let f = match client
+        .heard
+        .iter()
+        .filter(|h| h.mtu == mtu)
+        .find_map(Heard::told_by)
+    {
+        Some(by) => f.evidence("it was told", by),
+        None => f,
+    };
     let f = match shrunk.full {
         Some(full) => f.evidence("MSS our interface allows", full.to_string()),
         None => f,
@@ -508,11 +544,14 @@ mod tests {
             mtu: 1400,
             seen_at: t,
             before_run: true,
+            router: None,
+            told_at: None,
         };
         let during = Heard {
-            mtu: 1400,
-            seen_at: t,
             before_run: false,
+            router: Some([198, 18, 3, 1].into()),
+            told_at: Some(t),
+            ..before
         };
         assert!(icmp_toward_you_reached_us(&[], true).is_none());
         let f = icmp_toward_you_reached_us(&[before, during], true).unwrap();

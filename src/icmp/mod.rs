@@ -26,6 +26,7 @@
 //! [`packet`] builds the bytes (pure); this module owns the raw sockets and
 //! the limits.
 
+pub mod heard;
 pub mod packet;
 
 use std::collections::{HashMap, VecDeque};

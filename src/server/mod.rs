@@ -176,6 +176,10 @@ impl Server {
         if let Some(why) = icmp.unavailable(config.https_addr.ip()) {
             tracing::warn!(%why, "the ICMP test will not run; everything else works");
         }
+        let icmp_heard = Arc::new(crate::icmp::heard::HeardTable::default());
+        if let Err(why) = crate::icmp::heard::listen(icmp_heard.clone()) {
+            tracing::warn!(%why, "reports will not name the router whose ICMP taught our kernel a path MTU toward a client");
+        }
         let path_memory = crate::route::PathMemory::open(config.forget_path_mtu);
         if let Some(why) = path_memory.cannot_forget(config.https_addr.ip()) {
             tracing::warn!(%why, "a path MTU our kernel learns toward a client will not be forgotten when its next test starts: that test's connections may be shrunk and prove nothing about full-size packets (reports say so)");
@@ -183,6 +187,7 @@ impl Server {
         let state = AppState::new(first.profile.clone(), config.attempts)
             .with_icmp(Arc::new(icmp))
             .with_path_memory(Arc::new(path_memory))
+            .with_icmp_heard(icmp_heard)
             .with_reports(reports)
             .with_metrics(metrics.metrics.clone())
             .with_admin_token(config.reports.admin_token.as_deref())

@@ -222,6 +222,9 @@ pub struct AppState {
     pub last_verdicts: Arc<LastVerdicts>,
     /// What each run's start forgot, until its results arrive.
     pub runs_heard: Arc<RunsHeard>,
+    /// The routers' "fragmentation needed" / "packet too big" messages that
+    /// reached us, per client they named (read from our raw ICMP sockets).
+    pub icmp_heard: Arc<crate::icmp::heard::HeardTable>,
     /// The server's side of recent probe transfers.
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
@@ -266,6 +269,7 @@ impl AppState {
             )),
             last_verdicts: Arc::default(),
             runs_heard: Arc::default(),
+            icmp_heard: Arc::default(),
             probes: Arc::new(RecentStore::new(StoreLimits {
                 per_address: 200,
                 ..limits
@@ -314,6 +318,11 @@ impl AppState {
 
     pub fn with_icmp(mut self, icmp: Arc<crate::icmp::Prober>) -> Self {
         self.icmp = icmp;
+        self
+    }
+
+    pub fn with_icmp_heard(mut self, heard: Arc<crate::icmp::heard::HeardTable>) -> Self {
+        self.icmp_heard = heard;
         self
     }
 

@@ -94,6 +94,8 @@ pub(super) async fn config(
                         mtu,
                         seen_at: SystemTime::now(),
                         before_run: first,
+                        router: None,
+                        told_at: None,
                     },
                 );
             }
@@ -620,7 +622,17 @@ pub(super) async fn results(
                 mtu: now.mtu,
                 seen_at: SystemTime::now(),
                 before_run: false,
+                router: None,
+                told_at: None,
             });
+        }
+    }
+    // Name the router only where the kernel learned the very MTU its
+    // message said: anyone can send us such a message.
+    for h in &mut client.heard {
+        if let Some(told) = state.icmp_heard.told(peer.ip(), h.mtu) {
+            h.router = Some(told.told.router);
+            h.told_at = Some(told.at);
         }
     }
     client.remembers = diagnose::client_remembers(
