@@ -92,25 +92,47 @@ pub fn parse_v6(message: &[u8], router: Ipv6Addr) -> Option<Told> {
 
 /// The latest message per client.
 #[derive(Debug, Default)]
-pub struct HeardTable(Mutex<HashMap<IpAddr, Heard>>);
+pub struct HeardTable(Mutex<Table>);
+
+#[derive(Debug, Default)]
+struct Table {
+    by_client: HashMap<IpAddr, Heard>,
+    /// When a full table last dropped its stale records: at most once a
+    /// second, so a flood of messages naming new clients costs a lookup
+    /// each, not a sweep each.
+    swept: Option<SystemTime>,
+}
+
+/// How often a full table may sweep.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl HeardTable {
     pub fn record(&self, told: Told, at: SystemTime) {
         let client = told.client.to_canonical();
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_CLIENTS && !map.contains_key(&client) {
-            map.retain(|_, h| at.duration_since(h.at).unwrap_or_default() < KEPT);
-            if map.len() >= MAX_CLIENTS {
+        let mut table = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if table.by_client.len() >= MAX_CLIENTS && !table.by_client.contains_key(&client) {
+            let due = table
+                .swept
+                .is_none_or(|t| at.duration_since(t).unwrap_or_default() >= SWEEP_EVERY);
+            if due {
+                table.swept = Some(at);
+                table
+                    .by_client
+                    .retain(|_, h| at.duration_since(h.at).unwrap_or_default() < KEPT);
+            }
+            if table.by_client.len() >= MAX_CLIENTS {
                 return;
             }
         }
-        map.insert(client, Heard { told, at });
+        table.by_client.insert(client, Heard { told, at });
     }
 
     /// The message that taught our kernel `mtu` toward `client`, if one came.
     pub fn told(&self, client: IpAddr, mtu: u32) -> Option<Heard> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&client.to_canonical())
+        let table = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        table
+            .by_client
+            .get(&client.to_canonical())
             .filter(|h| h.told.mtu == mtu)
             .copied()
     }
@@ -209,6 +231,22 @@ mod tests {
             let _ = parse_v4(&junk);
             let _ = parse_v6(&junk, Ipv6Addr::LOCALHOST);
         }
+    }
+
+    #[test]
+    fn a_flood_of_new_clients_stays_within_the_bound() {
+        let table = HeardTable::default();
+        let at = SystemTime::now();
+        for i in 0..(MAX_CLIENTS as u32 + 5_000) {
+            let told = Told {
+                router: [198, 18, 3, 1].into(),
+                client: std::net::Ipv6Addr::from(u128::from(i)).into(),
+                mtu: 1400,
+            };
+            table.record(told, at);
+        }
+        let held = table.0.lock().unwrap().by_client.len();
+        assert_eq!(held, MAX_CLIENTS);
     }
 
     #[test]
