@@ -593,58 +593,12 @@ pub(super) async fn results(
     );
     let profile = state.profile();
     let own = split.own_attempts();
-    // What the kernels on both ends remember of earlier runs.
-    if own.iter().any(|a| a.our_mss.is_some_and(|m| m.shrunk())) {
-        client.cannot_forget = state
-            .path_memory
-            .cannot_forget(peer.ip())
-            .map(str::to_owned);
-        client.earlier = state.last_verdicts.get(peer.ip());
-    }
-    // The rescue the client's kernel may remember can be up to ten minutes
-    // before this run: look that far back.
-    let remembered_window = SystemTime::now()
-        .duration_since(started_at)
-        .unwrap_or_default()
-        + diagnose::CLIENT_MEMORY;
-    // What routers toward the client told our kernel: at the run's starts,
-    // and what it holds now (learned since the last start forgot, unless
-    // forgetting is impossible and it was there all along).
-    client.heard = state.runs_heard.take(&results.run);
-    if let Some(now) = state.path_memory.learned(peer.ip()) {
-        let all_along = state.path_memory.cannot_forget(peer.ip()).is_some()
-            && client
-                .heard
-                .iter()
-                .any(|h| h.before_run && h.mtu == now.mtu);
-        if !all_along {
-            client.heard.push(diagnose::Heard {
-                mtu: now.mtu,
-                seen_at: SystemTime::now(),
-                before_run: false,
-                router: None,
-                told_at: None,
-            });
-        }
-    }
-    // Name the router only where the kernel learned the very MTU its
-    // message said: anyone can send us such a message.
-    for h in &mut client.heard {
-        if let Some(told) = state.icmp_heard.told(peer.ip(), h.mtu) {
-            h.router = Some(told.told.router);
-            h.told_at = Some(told.at);
-        }
-    }
-    client.remembers = diagnose::client_remembers(
-        tcp.syn
-            .as_deref()
-            .or_else(|| own.iter().find_map(|a| a.syn.as_deref()))
-            .and_then(|s| s.mss),
-        peer.ip().to_canonical().is_ipv4(),
-        state.icmp.mtu(),
-        &super::observe::attempts(&state, peer.ip(), remembered_window, &shared),
-        started_at,
-        &profile,
+    remembered(
+        &state,
+        (peer.ip(), &results.run, started_at),
+        (&own, tcp.syn.as_deref()),
+        &shared,
+        &mut client,
     );
     let mut judged = diagnose::Judged::of(own.iter().chain(&split.others), &profile);
     if client.proxy.is_none() && context.via().is_none() {
@@ -734,6 +688,71 @@ pub(super) async fn results(
         Format::Text => no_store(crate::report::text::render_run(&answer)),
         _ => no_store(axum::Json(answer)),
     })
+}
+
+/// What the kernels on both ends remember of earlier runs, into `client`:
+/// a path MTU our kernel learned toward the caller (when it shrank the run's
+/// connections, why it stayed and the last conclusive verdict), what routers
+/// toward the caller told us (and who), and whether the caller's computer
+/// remembers our own ICMP.
+fn remembered(
+    state: &AppState,
+    (ip, run, started_at): (std::net::IpAddr, &str, SystemTime),
+    (own, syn): (
+        &[Arc<crate::attempt::TlsAttempt>],
+        Option<&crate::tcp::SynInfo>,
+    ),
+    shared: &super::observe::Shared,
+    client: &mut diagnose::ClientSide,
+) {
+    // What the kernels on both ends remember of earlier runs.
+    if own.iter().any(|a| a.our_mss.is_some_and(|m| m.shrunk())) {
+        client.cannot_forget = state.path_memory.cannot_forget(ip).map(str::to_owned);
+        client.earlier = state.last_verdicts.get(ip);
+    }
+    // The rescue the client's kernel may remember can be up to ten minutes
+    // before this run: look that far back.
+    let remembered_window = SystemTime::now()
+        .duration_since(started_at)
+        .unwrap_or_default()
+        + diagnose::CLIENT_MEMORY;
+    // What routers toward the client told our kernel: at the run's starts,
+    // and what it holds now (learned since the last start forgot, unless
+    // forgetting is impossible and it was there all along).
+    client.heard = state.runs_heard.take(run);
+    if let Some(now) = state.path_memory.learned(ip) {
+        let all_along = state.path_memory.cannot_forget(ip).is_some()
+            && client
+                .heard
+                .iter()
+                .any(|h| h.before_run && h.mtu == now.mtu);
+        if !all_along {
+            client.heard.push(diagnose::Heard {
+                mtu: now.mtu,
+                seen_at: SystemTime::now(),
+                before_run: false,
+                router: None,
+                told_at: None,
+            });
+        }
+    }
+    // Name the router only where the kernel learned the very MTU its
+    // message said: anyone can send us such a message.
+    for h in &mut client.heard {
+        if let Some(told) = state.icmp_heard.told(ip, h.mtu) {
+            h.router = Some(told.told.router);
+            h.told_at = Some(told.at);
+        }
+    }
+    client.remembers = diagnose::client_remembers(
+        syn.or_else(|| own.iter().find_map(|a| a.syn.as_deref()))
+            .and_then(|s| s.mss),
+        ip.to_canonical().is_ipv4(),
+        state.icmp.mtu(),
+        &super::observe::attempts(state, ip, remembered_window, shared),
+        started_at,
+        &state.profile(),
+    );
 }
 
 /// Most other clients' attempts a run report lists.
