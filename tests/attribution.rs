@@ -74,33 +74,6 @@ fn keep_failing(server: &TestServer, stop: Arc<AtomicBool>) -> tokio::task::Join
     })
 }
 
-/// Runs check.sh from the server's plain-HTTP port with our certificate
-/// trusted, and returns what it printed and its exit status.
-async fn check_sh(server: &TestServer) -> (String, bool) {
-    let url = format!("http://127.0.0.1:{}/check.sh", server.http.port());
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("curl -s {url} | sh"))
-        .env("CURL_CA_BUNDLE", &server.cert)
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("all_proxy")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    (format!("{stdout}{stderr}"), out.status.success())
-}
-
-fn report_id(text: &str) -> Option<String> {
-    let link = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Report link (send it to support): "))?;
-    Some(link.rsplit('/').next()?.trim().to_owned())
-}
-
 fn finding_ids(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
@@ -155,7 +128,8 @@ async fn failing_neighbours_never_decide_a_healthy_check_sh_run() {
     let half = held_half_hello(&server).await;
     let stop = Arc::new(AtomicBool::new(false));
     let during = keep_failing(&server, stop.clone());
-    let (text, ok) = check_sh(&server).await;
+    let run = server.check_sh(None).await;
+    let (text, ok) = (format!("{}{}", run.stdout, run.stderr), run.ok);
     stop.store(true, Ordering::Relaxed);
     half.store(true, Ordering::Relaxed);
     let rounds = during.await.unwrap();
@@ -169,7 +143,9 @@ async fn failing_neighbours_never_decide_a_healthy_check_sh_run() {
     );
     assert!(text.contains("Other clients at your address"), "{text}");
     assert!(text.contains("were not this shell's"), "{text}");
-    let id = report_id(&text).unwrap_or_else(|| panic!("no report link:\n{text}"));
+    let id = run
+        .report_id()
+        .unwrap_or_else(|| panic!("no report link:\n{text}"));
     let report = server.saved_report(&id).await;
     assert_clear_with_neighbours_apart(&report);
     // The ClientHello size ladder's connections named the run themselves.
@@ -261,7 +237,8 @@ async fn a_dozen_check_sh_runs_from_one_address_all_get_their_verdict() {
     .await;
     let mut saved = 0;
     for run in 1..=12 {
-        let (text, ok) = check_sh(&server).await;
+        let out = server.check_sh(None).await;
+        let (text, ok) = (format!("{}{}", out.stdout, out.stderr), out.ok);
         assert!(ok, "run {run} failed:\n{text}");
         assert!(
             text.contains("No problem found: HTTPS worked and full-size packets crossed"),
@@ -269,7 +246,7 @@ async fn a_dozen_check_sh_runs_from_one_address_all_get_their_verdict() {
         );
         if run <= 10 {
             assert!(
-                report_id(&text).is_some(),
+                out.report_id().is_some(),
                 "run {run} was not saved:\n{text}"
             );
             saved += 1;

@@ -76,29 +76,6 @@ fn reason<'a>(c: &'a Value, id: &str) -> &'a str {
 // Two clients, one healthy path
 // ---------------------------------------------------------------------------
 
-/// check.sh from the plain-HTTP port with our certificate trusted: what it
-/// printed.
-async fn check_sh(server: &TestServer, case: &str) -> String {
-    let url = format!(
-        "http://127.0.0.1:{}/check.sh?case={case}",
-        server.http.port()
-    );
-    let out = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("curl -s '{url}' | sh"))
-        .env("CURL_CA_BUNDLE", &server.cert)
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("all_proxy")
-        .env_remove("ALL_PROXY")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "check.sh failed:\n{stdout}");
-    stdout
-}
-
 /// Headless Chromium opens the plain-HTTP entry page and waits for its
 /// verdict; the id of the report it saved.
 async fn chromium_run(url: String) -> String {
@@ -144,7 +121,9 @@ async fn two_clients_on_one_healthy_path_differ_in_their_client_hellos_not_their
     }
     let server = TestServer::start().await;
     let base = format!("http://127.0.0.1:{}", server.http.port());
-    let printed = check_sh(&server, "CMP-CLIENTS").await;
+    let run = server.check_sh(Some("CMP-CLIENTS")).await;
+    assert!(run.ok, "check.sh failed:\n{}", run.stdout);
+    let printed = run.stdout;
     let check_id = report_id_in(
         printed
             .split("Report link (send it to support): ")

@@ -55,6 +55,33 @@ impl TestServer {
         }
     }
 
+    /// Runs check.sh as a customer would (`curl -s URL/check.sh | sh`) from
+    /// this server's plain-HTTP port, with our certificate trusted
+    /// (`CURL_CA_BUNDLE`) and no proxy from the environment.
+    pub async fn check_sh(&self, case: Option<&str>) -> CheckSh {
+        let mut url = format!("http://127.0.0.1:{}/check.sh", self.http.port());
+        if let Some(case) = case {
+            url.push_str(&format!("?case={case}"));
+        }
+        let out = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("curl -s '{url}' | sh"))
+            .env("CURL_CA_BUNDLE", &self.cert)
+            .env_remove("https_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .output()
+            .await
+            .expect("sh runs");
+        CheckSh {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            ok: out.status.success(),
+        }
+    }
+
     /// A rustls client config (aws-lc-rs defaults: X25519MLKEM768 first) that
     /// trusts this server's certificate.
     pub fn client_config(&self, alpn: &[&str]) -> Arc<ClientConfig> {
@@ -283,4 +310,24 @@ pub fn ids(list: &Value) -> Vec<u64> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a check.sh run printed, and whether it exited 0.
+#[derive(Debug)]
+pub struct CheckSh {
+    pub stdout: String,
+    pub stderr: String,
+    pub ok: bool,
+}
+
+impl CheckSh {
+    /// The id of the report this run saved, from its "Report link" line (a
+    /// finding may cite another report's link above it).
+    pub fn report_id(&self) -> Option<String> {
+        let link = self
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Report link (send it to support): "))?;
+        Some(link.rsplit('/').next()?.trim().to_owned())
+    }
 }
