@@ -500,20 +500,7 @@ impl<'a> Pair<'a> {
 
     fn interception(&self) -> Option<Reason> {
         let seen = |f: &Facts<'_>| -> Vec<String> {
-            let mut titles: Vec<String> = f
-                .side
-                .findings
-                .iter()
-                .chain(
-                    f.side
-                        .attempts
-                        .iter()
-                        .flatten()
-                        .flat_map(|a| &a.attempt.findings),
-                )
-                .filter(|x| INTERCEPTION.contains(&&*x.id))
-                .map(|x| x.title.to_string())
-                .collect();
+            let mut titles: Vec<String> = f.interception().map(|x| x.title.to_string()).collect();
             titles.dedup();
             titles
         };

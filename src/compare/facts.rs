@@ -231,6 +231,21 @@ pub struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
+    /// The interception findings of the run and of its own connections
+    /// (`super::explain::INTERCEPTION`), in report order.
+    pub fn interception(&self) -> impl Iterator<Item = &'a crate::diagnose::Finding> {
+        let side = self.side;
+        side.findings
+            .iter()
+            .chain(
+                side.attempts
+                    .iter()
+                    .flatten()
+                    .flat_map(|a| &a.attempt.findings),
+            )
+            .filter(|x| super::explain::INTERCEPTION.contains(&&*x.id))
+    }
+
     pub fn of(side: &'a Side, other: &Side, table: Option<&AsTable>) -> Self {
         let has = |ids: &[&str]| side.findings.iter().any(|f| ids.contains(&&*f.id));
         let icmp = side

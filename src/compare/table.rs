@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::explain::{Pair, INTERCEPTION};
+use super::explain::Pair;
 use super::facts::{icmp_words, plural, stuck_words, whole_words, ClientFacts, Facts, Ladder};
 use super::hello::{self, HelloDiff, ListDiff};
 use crate::hello::ClientHello;
@@ -574,20 +574,7 @@ fn segments(f: &Facts<'_>) -> String {
 fn context(p: &Pair<'_>) -> Section {
     let (a, b) = (p.a.side, p.b.side);
     let interception = |f: &Facts<'_>| {
-        let mut ids: Vec<&str> = f
-            .side
-            .findings
-            .iter()
-            .chain(
-                f.side
-                    .attempts
-                    .iter()
-                    .flatten()
-                    .flat_map(|a| &a.attempt.findings),
-            )
-            .map(|x| &*x.id)
-            .filter(|id| INTERCEPTION.contains(id))
-            .collect();
+        let mut ids: Vec<&str> = f.interception().map(|x| &*x.id).collect();
         ids.sort_unstable();
         ids.dedup();
         if ids.is_empty() {
