@@ -426,14 +426,7 @@ fn the_same_client_on_a_healthy_path_and_behind_the_seed_black_hole() {
         let (agent, outcome) = run.join().unwrap();
         match outcome {
             Ok(summary) => eprintln!("{agent:?}: {summary}"),
-            Err(panic) => failures.push(format!(
-                "{agent:?}: {}",
-                panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default()
-            )),
+            Err(panic) => failures.push(format!("{agent:?}: {}", netns::panic_text(&*panic))),
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));

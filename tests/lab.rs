@@ -300,11 +300,7 @@ fn every_lab_case_gets_the_right_verdict_from_check_sh_and_the_browser() {
         match outcome {
             Ok(summary) => eprintln!("{name:>10} {agent:<8} ok: {summary}"),
             Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let why = netns::panic_text(&*panic);
                 failures.push(format!("{name} / {agent}: {why}"));
             }
         }
@@ -438,7 +434,7 @@ fn run_check_sh(lab: &Lab, base: &str, case: &Case) -> Verdict {
 /// (in real time) for the page's verdict; the page's headline and findings
 /// must be those of the report it saved.
 fn run_browser(lab: &Lab, base: &str, case: &Case) -> Verdict {
-    let shot = screenshot_path(case.name);
+    let shot = netns::screenshot_path(case.name);
     let page = browser::run_page(
         Some(&lab.client),
         &format!("{base}/?case=lab-{}", case.name),
@@ -509,15 +505,6 @@ fn verdict_of(saved: &Value, took: Duration) -> Verdict {
             .collect(),
         took,
     }
-}
-
-fn screenshot_path(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("lab");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{name}.png"))
 }
 
 fn squash(text: &str) -> String {

@@ -65,14 +65,7 @@ fn our_icmp_rescues_a_stuck_hello_or_proves_the_client_side_filters_it() {
         let (name, outcome) = run.join().unwrap();
         match outcome {
             Ok(summary) => eprintln!("{name:>28} ok: {summary}"),
-            Err(panic) => failures.push(format!(
-                "{name}: {}",
-                panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default()
-            )),
+            Err(panic) => failures.push(format!("{name}: {}", netns::panic_text(&*panic))),
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));

@@ -45,7 +45,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -676,7 +675,7 @@ impl Run {
                     &["done", "error"],
                     VERDICT_WITHIN + Duration::from_secs(15),
                     &["--ignore-certificate-errors".to_owned()],
-                    Some(&screenshot_path(&case)),
+                    Some(&netns::screenshot_path(&case)),
                 );
                 assert!(
                     page.reached && page.value_text() == "done",
@@ -1023,13 +1022,4 @@ fn clock_times(from: SystemTime, to: SystemTime) -> Vec<String> {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn screenshot_path(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("lab");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{name}.png"))
 }

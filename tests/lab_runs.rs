@@ -22,7 +22,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::browser::{self, between, unescape};
@@ -394,7 +393,7 @@ fn is_curl(attempt: &Value) -> bool {
 /// headline the page shows.
 fn run_browser(lab: &Lab, name: &str) -> Run {
     let base = format!("http://{}:{HTTP_PORT}", lab.server_host());
-    let shot = screenshot_path(name);
+    let shot = netns::screenshot_path(name);
     let page = browser::run_page(
         Some(&lab.client),
         &format!("{base}/?case=lab-{name}"),
@@ -469,13 +468,4 @@ fn probe_attributes(html: &str) -> HashMap<String, String> {
         rest = &after[close + 1..];
     }
     attrs
-}
-
-fn screenshot_path(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("lab");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{name}.png"))
 }

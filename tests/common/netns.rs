@@ -874,3 +874,24 @@ pub fn big_chain(dir: &Path, san_ip: &str) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&chain, pem).expect("write chain");
     (chain, file("leaf", "key"), file("root", "pem"))
 }
+
+/// Where a lab test leaves a screenshot for people to look at
+/// (`target/lab/NAME.png`).
+pub fn screenshot_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("lab");
+    std::fs::create_dir_all(&dir).expect("target/lab");
+    dir.join(format!("{name}.png"))
+}
+
+/// A lab case's panic, as text: cases run on threads of their own, and
+/// every failure is reported together.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
