@@ -53,6 +53,20 @@ pub struct Args {
     #[arg(long, env = "TLSDIAG_NO_FORGET_PATH_MTU")]
     pub no_forget_path_mtu: bool,
 
+    /// Do not record the packets of HTTPS connections. Recording (on by
+    /// default; needs CAP_NET_RAW) keeps each connection's SYN, handshake and
+    /// first packets after it, ICMP "fragmentation needed" included, for
+    /// its own client to download as pcapng; without it reports say why
+    /// there are no packets.
+    #[arg(long, env = "TLSDIAG_NO_PACKET_CAPTURE")]
+    pub no_packet_capture: bool,
+
+    /// Memory for recorded packets, in MiB, all connections together (plus
+    /// a 4 MiB kernel ring). An address gets an eighth of it, a connection
+    /// 256 KiB and 128 packets; the oldest connections go first.
+    #[arg(long, env = "TLSDIAG_PACKET_MEMORY_MB", default_value_t = 32)]
+    pub packet_memory_mb: usize,
+
     /// PEM certificate chain (leaf first). Without it, a self-signed certificate
     /// for localhost is generated into --certs-dir on first start and reused after.
     /// Read again on SIGHUP and when either file changes; a pair that does not
@@ -331,6 +345,8 @@ pub struct Config {
     pub icmp_mtu: u32,
     /// Forget the path MTU learned toward a client when its run starts.
     pub forget_path_mtu: bool,
+    /// Record each HTTPS connection's packets (`None`: turned off).
+    pub packet_capture: Option<crate::packets::Settings>,
     pub cert: CertSource,
     pub hello_timeout: Duration,
     pub handshake_timeout: Duration,
@@ -439,6 +455,12 @@ impl Args {
                 _ => return Err(ConfigError::IcmpMtu),
             },
             forget_path_mtu: !self.no_forget_path_mtu,
+            packet_capture: if self.no_packet_capture {
+                None
+            } else {
+                let mb = at_least_one("packet-memory-mb", self.packet_memory_mb)?;
+                Some(crate::packets::Settings::within(mb.saturating_mul(1 << 20)))
+            },
             report_mss: match self.report_mss {
                 0 => None,
                 mss if (536..=65495).contains(&mss) => Some(mss),
@@ -638,6 +660,9 @@ impl Config {
             report_mss: Some(1220),
             icmp_mtu: 1280,
             forget_path_mtu: true,
+            // Off: a test that wants packets turns it on (a packet socket
+            // per test server would see every other test's traffic).
+            packet_capture: None,
             cert: CertSource::Generated { dir: dir.clone() },
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),

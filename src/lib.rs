@@ -30,6 +30,7 @@
 //! | [`icmp`] | our own ICMP "fragmentation needed" toward a stuck client, and its limits |
 //! | [`inflight`] | HTTPS connections whose attempt has not ended, readable while they hang |
 //! | [`metrics`] | Prometheus counters and histograms; outcome counts by source network (AS table, top-N) |
+//! | [`packets`] | the server's packet capture of every HTTPS connection (a packet socket, a bounded per-connection table) and pcapng out |
 //! | [`tcp`] | the client's SYN and `TCP_INFO` snapshots |
 //! | `sys` | the Linux socket options std lacks (the only `unsafe`) |
 //! | [`reports`] | where saved reports are kept: ids, labels, SQLite storage, retention |
@@ -51,6 +52,7 @@ pub mod hello;
 pub mod icmp;
 pub mod inflight;
 pub mod metrics;
+pub mod packets;
 pub mod pg;
 pub mod probe;
 pub mod profile;

@@ -401,6 +401,26 @@
     note.textContent = ok ? 'Copied.' : 'Selected: press Ctrl+C (⌘C) to copy.';
   }
 
+  // The server's packets of the run, kept with the report: one click to
+  // Wireshark.
+  function renderPackets(packets) {
+    if (!ui.link || !packets) return;
+    var href = packets.path ? safeUrl(packets.path) : null;
+    var line = el('span', 'probe-packets', '');
+    if (href) {
+      line.appendChild(document.createTextNode(' The server\'s packets of this run: '));
+      var a = el('a', null, 'packets.pcapng');
+      a.href = href;
+      a.setAttribute('download', '');
+      line.appendChild(a);
+      line.appendChild(document.createTextNode(' (open in Wireshark).'));
+    } else if (packets.note) {
+      line.appendChild(document.createTextNode(' No packets: ' + packets.note + '.'));
+    }
+    ui.link.appendChild(line);
+    ui.link.hidden = false;
+  }
+
   function renderLink(url) {
     if (!ui.link) return;
     clear(ui.link);
@@ -443,6 +463,7 @@
       section.hidden = !list.firstChild;
     }
     renderLink(ans.report_url);
+    renderPackets(ans.packets);
     return verdict;
   }
 

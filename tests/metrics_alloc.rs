@@ -87,7 +87,7 @@ fn counting_an_attempt_allocates_nothing() {
         total == 0,
         "allocations per 300 attempts, by round: {counted_rounds:?}"
     );
-    let text = metrics.render(&[]);
+    let text = metrics.render(&[], None);
     assert!(
         text.contains("tlsdiag_tls_attempts_total{outcome=\"completed\"} 2000"),
         "{text}"

@@ -215,9 +215,16 @@ impl Metrics {
     }
 
     /// The exposition text (Prometheus text format 0.0.4).
-    pub fn render(&self, listeners: &[ListenerStats]) -> String {
+    pub fn render(
+        &self,
+        listeners: &[ListenerStats],
+        packets: Option<&crate::packets::Usage>,
+    ) -> String {
         let mut families = self.registry.gather();
         families.extend(listener_families(listeners));
+        if let Some(usage) = packets {
+            families.extend(packet_families(usage));
+        }
         if let Some(counts) = self.networks() {
             families.extend(network_families(counts));
         }
@@ -302,6 +309,60 @@ fn sample(labels: &[(&str, &str)], kind: MetricType, value: f64) -> proto::Metri
         m.set_counter(c);
     }
     m
+}
+
+/// The packet capture's memory and what it did with packets, read now.
+fn packet_families(u: &crate::packets::Usage) -> Vec<MetricFamily> {
+    use MetricType::{COUNTER, GAUGE};
+    let c = &u.counters;
+    let one = |name: &str, help: &str, kind, labels: &[(&str, &str, u64)]| {
+        let metrics = labels
+            .iter()
+            .map(|(k, v, n)| {
+                let labels: &[(&str, &str)] = if k.is_empty() { &[] } else { &[(*k, *v)] };
+                sample(labels, kind, *n as f64)
+            })
+            .collect();
+        family(name, help, kind, metrics)
+    };
+    vec![
+        one(
+            "tlsdiag_packets_memory_bytes",
+            "Memory of the packet capture: the kernel ring, and the connections' packets as charged against --packet-memory-mb.",
+            GAUGE,
+            &[("part", "ring", u.ring_bytes as u64), ("part", "table", u.table_bytes as u64)],
+        ),
+        one(
+            "tlsdiag_packets_memory_limit_bytes",
+            "The bound on the connections' packets (--packet-memory-mb).",
+            GAUGE,
+            &[("", "", u.table_limit as u64)],
+        ),
+        one(
+            "tlsdiag_packets_connections",
+            "Connections whose packets are held now.",
+            GAUGE,
+            &[("", "", u.connections as u64)],
+        ),
+        one(
+            "tlsdiag_packets_total",
+            "Captured packets: kept (whole, or their headers), not kept (past their connection's bound), unmatched (no connection held: no SYN seen, or already dropped).",
+            COUNTER,
+            &[("fate", "kept", c.kept), ("fate", "not_kept", c.not_kept), ("fate", "unmatched", c.unmatched)],
+        ),
+        one(
+            "tlsdiag_packets_connections_dropped_total",
+            "Connections whose packets were dropped: evicted (to stay within an address's share or the total), expired (15 minutes old).",
+            COUNTER,
+            &[("why", "evicted", c.evicted), ("why", "expired", c.expired)],
+        ),
+        one(
+            "tlsdiag_packets_ring_drops_total",
+            "Packets the kernel could not put in the capture ring because it was full.",
+            COUNTER,
+            &[("", "", u.ring_drops)],
+        ),
+    ]
 }
 
 fn listener_families(listeners: &[ListenerStats]) -> Vec<MetricFamily> {

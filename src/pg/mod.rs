@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_create_attempts",
         include_str!("../../migrations/postgres/0002_create_attempts.sql"),
     ),
+    (
+        3,
+        "0003_report_packets",
+        include_str!("../../migrations/postgres/0003_report_packets.sql"),
+    ),
 ];
 
 /// Key of the advisory lock held while migrating (any constant unique to us).

@@ -73,8 +73,8 @@ impl ReportStore for PgReportStore {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
             tx.execute(
-                "INSERT INTO reports (id, created_at_ms, label, client_address, worst, summary, body, size)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO reports (id, created_at_ms, label, client_address, worst, summary, body, size, packets)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &r.id,
                     &millis(r.created_at),
@@ -83,7 +83,8 @@ impl ReportStore for PgReportStore {
                     &r.worst,
                     &r.summary,
                     &r.body,
-                    &(r.body.len() as i64),
+                    &(r.size() as i64),
+                    &r.packets,
                 ],
             )
             .await?;
@@ -107,6 +108,16 @@ impl ReportStore for PgReportStore {
                 meta: meta(&row),
                 body: row.get(6),
             }))
+        })
+    }
+
+    fn packets(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(QUERY_TIMEOUT, async {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_opt("SELECT packets FROM reports WHERE id = $1", &[&id])
+                .await?;
+            Ok(row.and_then(|row| row.get::<_, Option<Vec<u8>>>(0)))
         })
     }
 

@@ -38,7 +38,7 @@ pub mod run;
 pub mod text;
 
 pub use display::{syn_summary, CipherRow, ExtensionRow, Fact};
-pub use run::{ProbeSection, RunAttempt, RunReport, RUN_SCHEMA_VERSION};
+pub use run::{PacketsView, ProbeSection, RunAttempt, RunReport, RUN_SCHEMA_VERSION};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -136,12 +136,45 @@ pub struct RunReport {
     /// included) and TCP facts. Its `recent_attempts` are left empty: the
     /// address's attempts are split into `attempts` and `other_clients`.
     pub connection: ConnectionReport,
+    /// The server's packets of the run's connections, kept with the saved
+    /// report (absent in reports saved before they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<PacketsView>,
     /// Where the saved report can be read (in the answer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_url: Option<String>,
     /// Why nothing was saved (in the answer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_error: Option<String>,
+}
+
+/// The run's packets as the server captured them: a pcapng file to open in
+/// Wireshark, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketsView {
+    /// Where the file is (`/r/{id}/packets.pcapng`; a full URL in the
+    /// answer to the run); absent when nothing was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub connections: usize,
+    pub packets: usize,
+    pub bytes: usize,
+    /// Why there are no packets, or which are missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl PacketsView {
+    /// No packets, for `why`.
+    pub fn none(why: String) -> Self {
+        Self {
+            path: None,
+            connections: 0,
+            packets: 0,
+            bytes: 0,
+            note: Some(why),
+        }
+    }
 }
 
 /// Why a stored document cannot be shown.
@@ -187,6 +220,7 @@ impl RunReport {
             other_clients: Vec::new(),
             proxy: None,
             connection,
+            packets: None,
             report_url: None,
             report_error: None,
         }

@@ -228,6 +228,7 @@ pub fn render_saved(doc: &RunReport, link: &str) -> String {
         }
     }
     run_attempts_text(&mut out, doc);
+    packets_text(&mut out, doc);
     section(&mut out, "The connection that ran the test");
     if let Some(proxy) = &doc.proxy {
         out.push_str(&wrap(
@@ -271,6 +272,7 @@ pub fn render_run(report: &RunReport) -> String {
     section(&mut out, "Verdict");
     verdict_text(&mut out, &report.verdict, &report.findings);
     run_attempts_text(&mut out, report);
+    packets_text(&mut out, report);
     match (&report.report_url, &report.report_error) {
         (Some(url), _) => {
             let _ = writeln!(out, "\nReport link (send it to support): {url}");
@@ -286,6 +288,34 @@ pub fn render_run(report: &RunReport) -> String {
         _ => {}
     }
     out
+}
+
+/// Where the server's packets of the run are, or why there are none.
+fn packets_text(out: &mut String, doc: &RunReport) {
+    let Some(packets) = &doc.packets else { return };
+    match &packets.path {
+        Some(path) => {
+            let _ = writeln!(
+                out,
+                "\nThe server's packets of this run ({} packets of {} connection(s), pcapng: open in Wireshark):\n  {}",
+                packets.packets,
+                packets.connections,
+                printable(path)
+            );
+            if let Some(note) = &packets.note {
+                let _ = writeln!(out, "  ({})", printable(note));
+            }
+        }
+        None => {
+            let note = packets.note.as_deref().unwrap_or("none were kept");
+            out.push('\n');
+            out.push_str(&wrap(
+                &printable(&format!("No packets of this run: {note}.")),
+                WIDTH,
+                "",
+            ));
+        }
+    }
 }
 
 /// The run's own HTTPS connections (why each is the run's), then the other

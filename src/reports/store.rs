@@ -11,10 +11,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_create_reports",
-    include_str!("../../migrations/0001_create_reports.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_create_reports",
+        include_str!("../../migrations/0001_create_reports.sql"),
+    ),
+    (
+        "0002_report_packets",
+        include_str!("../../migrations/0002_report_packets.sql"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -75,6 +81,15 @@ pub struct NewReport {
     pub worst: Option<String>,
     pub summary: String,
     pub body: String,
+    /// The run's packets as pcapng, when any were captured.
+    pub packets: Option<Vec<u8>>,
+}
+
+impl NewReport {
+    /// What the report costs the store's budget: its JSON and its packets.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.packets.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// A stored report's listing row.
@@ -101,6 +116,9 @@ pub trait ReportStore: Send + Sync + std::fmt::Debug {
     /// together fit in `max_total_bytes` (the new one is never deleted).
     fn save(&self, report: &NewReport, max_total_bytes: u64) -> Result<(), StoreError>;
     fn get(&self, id: &str) -> Result<Option<StoredReport>, StoreError>;
+    /// The report's packets (pcapng); `None` when the report does not exist
+    /// or kept none.
+    fn packets(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Newest first, optionally only one label.
     fn list(&self, label: Option<&str>, limit: usize) -> Result<Vec<ReportMeta>, StoreError>;
     /// Deletes reports created before `cutoff`, then the oldest until the bodies
@@ -193,8 +211,8 @@ impl ReportStore for SqliteReportStore {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO reports (id, created_at_ms, label, client_address, worst, summary, body, size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO reports (id, created_at_ms, label, client_address, worst, summary, body, size, packets)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 r.id,
                 millis(r.created_at),
@@ -203,7 +221,8 @@ impl ReportStore for SqliteReportStore {
                 r.worst,
                 r.summary,
                 r.body,
-                r.body.len() as i64
+                r.size() as i64,
+                r.packets
             ],
         )?;
         trim(&tx, max_total_bytes, Some(&r.id))?;
@@ -226,6 +245,18 @@ impl ReportStore for SqliteReportStore {
             )
             .optional()?;
         Ok(found)
+    }
+
+    fn packets(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let conn = self.lock();
+        let found = conn
+            .query_row(
+                "SELECT packets FROM reports WHERE id = ?1",
+                params![id],
+                |row| row.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?;
+        Ok(found.flatten())
     }
 
     fn list(&self, label: Option<&str>, limit: usize) -> Result<Vec<ReportMeta>, StoreError> {
@@ -293,6 +324,7 @@ mod tests {
             worst: Some("error".into()),
             summary: "s".into(),
             body: body.into(),
+            packets: None,
         }
     }
 

@@ -134,7 +134,11 @@ fn answer<B>(req: &Request<B>, shared: &Shared) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n".into());
     }
-    let body = shared.state.metrics.render(&listener_stats(shared));
+    let packets = shared.state.packets.usage();
+    let body = shared
+        .state
+        .metrics
+        .render(&listener_stats(shared), packets.as_ref());
     reply(StatusCode::OK, CONTENT_TYPE, body)
 }
 

@@ -184,8 +184,23 @@ impl Server {
         if let Some(why) = path_memory.cannot_forget(config.https_addr.ip()) {
             tracing::warn!(%why, "a path MTU our kernel learns toward a client will not be forgotten when its next test starts: that test's connections may be shrunk and prove nothing about full-size packets (reports say so)");
         }
+        let https_port = https.local_addr().map(|a| a.port()).unwrap_or(0);
+        let packets = crate::packets::Packets::start(&[https_port], config.packet_capture);
+        match packets.unavailable() {
+            Some(crate::packets::Off::TurnedOff) => {
+                tracing::info!("packet capture turned off (--no-packet-capture)")
+            }
+            Some(why) => {
+                tracing::warn!(%why, "connections' packets will not be recorded; everything else works")
+            }
+            None => tracing::info!(
+                port = https_port,
+                "recording each HTTPS connection's packets"
+            ),
+        }
         let state = AppState::new(first.profile.clone(), config.attempts)
             .with_icmp(Arc::new(icmp))
+            .with_packets(packets)
             .with_path_memory(Arc::new(path_memory))
             .with_icmp_heard(icmp_heard)
             .with_reports(reports)
@@ -199,7 +214,7 @@ impl Server {
             })
             .with_instance(&config.instance_name)
             .with_shared_attempts(shared_attempts.clone())
-            .with_https_port(https.local_addr().map(|a| a.port()).unwrap_or(0))
+            .with_https_port(https_port)
             .with_http_port(http.local_addr().map(|a| a.port()).unwrap_or(0))
             .with_probe_port(
                 probe

@@ -20,6 +20,7 @@ mod compare;
 mod error;
 mod negotiate;
 mod observe;
+mod packets;
 mod probe;
 pub mod rate;
 mod report;
@@ -225,6 +226,8 @@ pub struct AppState {
     /// The routers' "fragmentation needed" / "packet too big" messages that
     /// reached us, per client they named (read from our raw ICMP sockets).
     pub icmp_heard: Arc<crate::icmp::heard::HeardTable>,
+    /// Each recent HTTPS connection's packets, or why there are none.
+    pub packets: crate::packets::Packets,
     /// The server's side of recent probe transfers.
     pub probes: Arc<RecentStore<ProbeObservation>>,
     /// The incompressible bytes probes are cut from, generated once.
@@ -270,6 +273,9 @@ impl AppState {
             last_verdicts: Arc::default(),
             runs_heard: Arc::default(),
             icmp_heard: Arc::default(),
+            packets: crate::packets::Packets::off(crate::packets::Off::Unavailable(
+                "this server was started without a packet socket".into(),
+            )),
             probes: Arc::new(RecentStore::new(StoreLimits {
                 per_address: 200,
                 ..limits
@@ -323,6 +329,11 @@ impl AppState {
 
     pub fn with_icmp_heard(mut self, heard: Arc<crate::icmp::heard::HeardTable>) -> Self {
         self.icmp_heard = heard;
+        self
+    }
+
+    pub fn with_packets(mut self, packets: crate::packets::Packets) -> Self {
+        self.packets = packets;
         self
     }
 
@@ -510,10 +521,15 @@ pub fn router(state: AppState) -> App {
         .route("/", get(report::connection))
         .route("/api/v1/attempts", get(report::attempts_json))
         .route("/api/v1/attempts/{id}", get(report::attempt_json))
+        .route(
+            "/api/v1/attempts/{id}/packets.pcapng",
+            get(packets::attempt_pcapng),
+        )
         .route("/api/v1/probe/config", get(probe::config))
         .route("/api/v1/probe/results", post(probe::results))
         .route("/check.sh", get(probe::check_sh))
         .route("/r/{id}", get(saved::page))
+        .route("/r/{id}/packets.pcapng", get(packets::saved_pcapng))
         .route("/api/v1/reports/{id}", get(saved::json))
         .route("/compare", get(compare::form))
         .route("/compare/{a}/{b}", get(compare::page))

@@ -486,7 +486,11 @@ fn upload_icmp(
 }
 
 /// Saves the run's report; returns its id, or a sentence for the user.
-async fn save(state: &AppState, report: &RunReport) -> Result<String, SaveRefused> {
+async fn save(
+    state: &AppState,
+    report: &RunReport,
+    packets: Option<Vec<u8>>,
+) -> Result<String, SaveRefused> {
     let store = state.reports.clone().map_err(SaveRefused::Store)?;
     let id = crate::reports::new_id().map_err(|err| {
         tracing::error!(error = %err, "no randomness for a report id");
@@ -494,6 +498,9 @@ async fn save(state: &AppState, report: &RunReport) -> Result<String, SaveRefuse
     })?;
     let mut document = report.clone();
     document.id = Some(id.clone());
+    if let (Some(view), Some(_)) = (&mut document.packets, &packets) {
+        view.path = Some(format!("/r/{id}/packets.pcapng"));
+    }
     let body = serde_json::to_string(&document).map_err(|err| {
         tracing::error!(error = %err, "serializing a report");
         SaveRefused::Store("the server could not write the report")
@@ -516,6 +523,7 @@ async fn save(state: &AppState, report: &RunReport) -> Result<String, SaveRefuse
         worst: document.worst.map(|w| w.as_str().to_owned()),
         summary: document.verdict.clone(),
         body,
+        packets,
     };
     match tokio::task::spawn_blocking(move || store.save(&new, max_total)).await {
         Ok(Ok(())) => {
@@ -642,6 +650,14 @@ pub(super) async fn results(
         other_views,
         client.proxy.clone(),
     );
+    let own_packets: Vec<(&crate::attempt::TlsAttempt, String)> = split
+        .own
+        .iter()
+        .map(|(a, tie)| (&**a, tie.describe()))
+        .collect();
+    let (packets, packets_view) = super::packets::of_run(&state, &results.run, &own_packets).await;
+    let kept_packets = packets.is_some();
+    answer.packets = Some(packets_view);
     state.metrics.path_test(answer.status, &results.agent);
     // A problem found even on a shrunk connection is conclusive; a verdict
     // carried over from the client's memory of our message is not new.
@@ -655,16 +671,26 @@ pub(super) async fn results(
         .report_rate
         .take(peer.ip(), tokio::time::Instant::now())
     {
-        Ok(()) => save(&state, &answer).await,
+        Ok(()) => save(&state, &answer, packets).await,
         Err(wait) => Err(SaveRefused::Limited(wait)),
     };
     state.metrics.report(saved.is_ok());
     match saved {
         Ok(id) => {
+            if let (Some(view), true) = (&mut answer.packets, kept_packets) {
+                view.path = Some(format!("{base}/r/{id}/packets.pcapng"));
+            }
             answer.report_url = Some(format!("{base}/r/{id}"));
             answer.id = Some(id);
         }
-        Err(refused) => answer.report_error = Some(refused.to_string()),
+        Err(refused) => {
+            if let (Some(view), true) = (&mut answer.packets, kept_packets) {
+                view.note = Some(
+                    "not kept: the report was not saved (each attempt's packets stay downloadable for 15 minutes from /api/v1/attempts/{id}/packets.pcapng)".to_owned(),
+                );
+            }
+            answer.report_error = Some(refused.to_string());
+        }
     }
     if conclusive {
         state.last_verdicts.keep(

@@ -1,12 +1,16 @@
 //! The Linux socket options std and tokio do not expose: `TCP_INFO`,
 //! `TCP_SAVE_SYN`, `TCP_SAVED_SYN` and `TCP_MAXSEG` (tcp(7)), a `recvfrom`
-//! into an initialised buffer, and registering a raw socket with tokio. The only `unsafe` in the crate,
-//! kept to these calls so the rest can stay safe.
+//! into an initialised buffer, registering a raw socket with tokio, and the
+//! packet socket's memory-mapped ring ([`packet_ring`]). The only `unsafe` in
+//! the crate, kept to these calls so the rest can stay safe.
 //!
 //! Every function takes a borrowed fd, so the socket outlives the call; the
 //! kernel writes at most the length we pass, into memory we own. [`SharedFd`]
 //! lends a connection's descriptor to other tasks without duplicating it.
 #![allow(unsafe_code)]
+
+#[cfg(target_os = "linux")]
+pub mod packet_ring;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
