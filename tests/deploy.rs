@@ -80,7 +80,8 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         "{line} not satisfied:\n{text}"
     );
     // The three capabilities it needs, and only those: ports below 1024, raw
-    // ICMP for the ICMP test, and forgetting a learned path MTU before a run
+    // ICMP for the ICMP test and the packet socket for each connection's
+    // packets, and forgetting a learned path MTU before a run
     // (docs/probes.md#what-our-kernel-remembers).
     let unit = std::fs::read_to_string(&unit).unwrap();
     for key in ["AmbientCapabilities=", "CapabilityBoundingSet="] {

@@ -197,26 +197,8 @@ fn a_saved_report_keeps_its_runs_packets_and_only_under_its_id() {
     }
     let server = Tlsdiag::start(&[]);
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "curl -s 'http://127.0.0.1:{}/check.sh' | sh",
-            server.http.port()
-        ))
-        .env("CURL_CA_BUNDLE", &server.cert)
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("all_proxy")
-        .env_remove("ALL_PROXY")
-        .output()
-        .expect("check.sh runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let check = CheckSh {
-        stdout: stdout.clone(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        ok: out.status.success(),
-    };
+    let check = check_sh(&server);
+    let stdout = check.stdout.clone();
     let id = check
         .report_id()
         .unwrap_or_else(|| panic!("no report link:\n{stdout}"));
@@ -285,6 +267,99 @@ fn a_saved_report_keeps_its_runs_packets_and_only_under_its_id() {
         );
         let (status, _) = download(&url, "127.0.0.1", &dir.path().join("x"));
         assert_eq!(status, 404, "{other}");
+    }
+}
+
+/// Runs check.sh against `server` as a customer would.
+fn check_sh(server: &Tlsdiag) -> CheckSh {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "curl -s 'http://127.0.0.1:{}/check.sh' | sh",
+            server.http.port()
+        ))
+        .env("CURL_CA_BUNDLE", &server.cert)
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .output()
+        .expect("check.sh runs");
+    CheckSh {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        ok: out.status.success(),
+    }
+}
+
+#[test]
+fn without_the_capability_or_when_turned_off_the_report_says_why_there_are_no_packets() {
+    if !available() || !require_tool("setpriv") {
+        return;
+    }
+    // Root without CAP_NET_RAW (as a unit without it would run), then root
+    // with capture turned off.
+    let without_raw = [
+        "setpriv",
+        "--bounding-set",
+        "-net_raw",
+        "--inh-caps",
+        "-net_raw",
+    ];
+    for (wrapper, args, why) in [
+        (&without_raw[..], &[][..], "it needs CAP_NET_RAW"),
+        (&[][..], &["--no-packet-capture"][..], "--no-packet-capture"),
+    ] {
+        let server = Tlsdiag::start_under(wrapper, args);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let curl = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--cacert"])
+            .arg(&server.cert)
+            .arg(format!("https://localhost:{}/", server.https.port()))
+            .status()
+            .expect("curl");
+        assert!(curl.success(), "HTTPS works without packets");
+        let list =
+            json(&http_get_from(server.http, [127, 0, 0, 1].into(), "/api/v1/attempts").rt());
+        let id = list["attempts"][0]["id"].as_u64().expect("curl's attempt");
+        let body = dir.path().join("answer");
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/attempts/{id}/packets.pcapng",
+            server.http.port()
+        );
+        let (status, _) = download(&url, "127.0.0.1", &body);
+        let text = std::fs::read_to_string(&body).unwrap_or_default();
+        assert_eq!(status, 503, "{text}");
+        assert!(text.contains(why), "{why}: {text}");
+
+        let check = check_sh(&server);
+        let id = check
+            .report_id()
+            .unwrap_or_else(|| panic!("the run still gets its report:\n{}", check.stdout));
+        assert!(
+            check.stdout.contains("No packets of this run: this server")
+                && check.stdout.contains(why),
+            "{why}:\n{}",
+            check.stdout
+        );
+        let report = json(
+            &http_get_from(
+                server.http,
+                [127, 0, 0, 1].into(),
+                &format!("/api/v1/reports/{id}"),
+            )
+            .rt(),
+        );
+        assert!(report["packets"]["path"].is_null());
+        assert!(report["packets"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains(why)));
+        let url = format!(
+            "http://127.0.0.1:{}/r/{id}/packets.pcapng",
+            server.http.port()
+        );
+        assert_eq!(download(&url, "127.0.0.1", &body).0, 404);
     }
 }
 

@@ -30,8 +30,21 @@ impl Tlsdiag {
     /// Listeners default to ephemeral loopback ports and the data and
     /// certificate directories to a temporary one; `args` may choose others.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_under(&[], args)
+    }
+
+    /// The same, run by `wrapper` (a command and its arguments, the binary
+    /// appended): e.g. `setpriv` to start it without a capability.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlsdiag"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(env!("CARGO_BIN_EXE_tlsdiag"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_tlsdiag")),
+        };
         let given = |flag: &str| args.contains(&flag);
         if !given("--https-addr") {
             cmd.args(["--https-addr", "127.0.0.1:0"]);
