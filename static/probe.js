@@ -463,7 +463,7 @@
       section.hidden = !list.firstChild;
     }
     renderLink(ans.report_url);
-    renderPackets(ans.packets);
+    renderPackets(ans.server_packets);
     return verdict;
   }
 

@@ -215,10 +215,10 @@ fn a_saved_report_keeps_its_runs_packets_and_only_under_its_id() {
         .rt(),
     );
     assert_eq!(
-        report["packets"]["path"],
+        report["server_packets"]["path"],
         format!("/r/{id}/packets.pcapng"),
         "{}",
-        report["packets"]
+        report["server_packets"]
     );
     let run = report["probe"]["run"].as_str().expect("run id").to_owned();
 
@@ -247,7 +247,9 @@ fn a_saved_report_keeps_its_runs_packets_and_only_under_its_id() {
         "tcp.flags.syn == 1 && tcp.flags.ack == 0",
         &["tcp.srcport"],
     );
-    let connections = report["packets"]["connections"].as_u64().expect("count");
+    let connections = report["server_packets"]["connections"]
+        .as_u64()
+        .expect("count");
     assert_eq!(
         syns.len() as u64,
         connections,
@@ -351,8 +353,8 @@ fn without_the_capability_or_when_turned_off_the_report_says_why_there_are_no_pa
             )
             .rt(),
         );
-        assert!(report["packets"]["path"].is_null());
-        assert!(report["packets"]["note"]
+        assert!(report["server_packets"]["path"].is_null());
+        assert!(report["server_packets"]["note"]
             .as_str()
             .is_some_and(|n| n.contains(why)));
         let url = format!(

@@ -108,36 +108,99 @@ pub struct Connection {
     pub not_kept: u32,
 }
 
+/// One kept packet's place in its connection's bytes.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    at: SystemTime,
+    offset: u32,
+    len: u32,
+    original_len: u32,
+    inbound: bool,
+    kind: Kind,
+}
+
+/// One connection: its packets' records and, in one buffer, their bytes
+/// (one allocation growing by doubling, not one per packet).
 #[derive(Debug)]
 struct Flow {
     key: FlowKey,
     started: SystemTime,
     last: SystemTime,
-    packets: Vec<Captured>,
-    /// Packet bytes kept (charged with the rest in [`Flow::size`]).
-    payload: usize,
+    /// An older connection on the same addresses and ports, if still held.
+    previous: Option<u64>,
+    packets: Vec<Kept>,
+    data: Vec<u8>,
     not_kept: u32,
     closed: bool,
 }
 
-/// A connection's record, its entries in both indexes, and slack for the
-/// hash maps' load factor.
+/// A connection's record, its entries in the three indexes, and slack for
+/// the maps' load factor and the tree's nodes.
 const FLOW_OVERHEAD: usize = std::mem::size_of::<Flow>()
-    + 2 * (std::mem::size_of::<FlowKey>() + std::mem::size_of::<Vec<u64>>())
-    + 2 * std::mem::size_of::<u64>()
+    + std::mem::size_of::<FlowKey>()
+    + 4 * std::mem::size_of::<u64>()
     + 64;
 
 impl Flow {
     fn size(&self) -> usize {
-        FLOW_OVERHEAD + self.packets.capacity() * std::mem::size_of::<Captured>() + self.payload
+        FLOW_OVERHEAD + self.packets.capacity() * std::mem::size_of::<Kept>() + self.data.capacity()
     }
+
+    /// What the flow would take with `bytes` more kept in one more packet.
+    fn size_with(&self, bytes: usize) -> usize {
+        let records = match self.packets.len() == self.packets.capacity() {
+            true => grown(self.packets.capacity(), 1, 4),
+            false => self.packets.capacity(),
+        };
+        let data = match self.data.len() + bytes > self.data.capacity() {
+            true => grown(self.data.capacity(), bytes, 512),
+            false => self.data.capacity(),
+        };
+        FLOW_OVERHEAD + records * std::mem::size_of::<Kept>() + data
+    }
+
+    fn push(&mut self, kept: Kept, bytes: &[u8]) {
+        if self.packets.len() == self.packets.capacity() {
+            let to = grown(self.packets.capacity(), 1, 4);
+            self.packets.reserve_exact(to - self.packets.len());
+        }
+        if self.data.len() + bytes.len() > self.data.capacity() {
+            let to = grown(self.data.capacity(), bytes.len(), 512);
+            self.data.reserve_exact(to - self.data.len());
+        }
+        self.packets.push(kept);
+        self.data.extend_from_slice(bytes);
+    }
+
+    fn captured(&self) -> Vec<Captured> {
+        self.packets
+            .iter()
+            .map(|k| Captured {
+                at: k.at,
+                data: self.data[k.offset as usize..(k.offset + k.len) as usize].into(),
+                original_len: k.original_len,
+                inbound: k.inbound,
+                kind: k.kind,
+            })
+            .collect()
+    }
+}
+
+/// The capacity a buffer of `capacity` grows to, to take `more`: doubled
+/// (at least `least`), and by hand, so what is charged is what is allocated.
+fn grown(capacity: usize, more: usize, least: usize) -> usize {
+    (capacity * 2).max(capacity + more).max(least)
 }
 
 #[derive(Debug, Default)]
 struct Address {
     bytes: usize,
+    /// Its connections, oldest first.
     flows: VecDeque<u64>,
 }
+
+/// Seeded per process: the keys are addresses and ports that peers choose.
+type Hasher = foldhash::fast::RandomState;
 
 /// What the table has done, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,9 +222,11 @@ pub struct Counters {
 pub struct FlowTable {
     limits: Limits,
     ports: Vec<u16>,
+    /// By id: ids grow, so the first is the oldest.
     flows: BTreeMap<u64, Flow>,
-    by_key: HashMap<FlowKey, Vec<u64>>,
-    by_address: HashMap<IpAddr, Address>,
+    /// The newest connection on each addresses-and-ports.
+    by_key: HashMap<FlowKey, u64, Hasher>,
+    by_address: HashMap<IpAddr, Address, Hasher>,
     next: u64,
     bytes: usize,
     counters: Counters,
@@ -174,8 +239,8 @@ impl FlowTable {
             limits,
             ports: ports.to_vec(),
             flows: BTreeMap::new(),
-            by_key: HashMap::new(),
-            by_address: HashMap::new(),
+            by_key: HashMap::default(),
+            by_address: HashMap::default(),
             next: 0,
             bytes: 0,
             counters: Counters::default(),
@@ -228,9 +293,9 @@ impl FlowTable {
                 None => return,
             },
         };
-        self.expire(at);
         let opens = kind == Kind::Tcp && inbound && flags & (ip::SYN | ip::ACK) == ip::SYN;
-        let id = match self.latest(&key) {
+        let latest = self.by_key.get(&key).copied();
+        let id = match latest {
             Some(id) if !opens => id,
             Some(id)
                 if self.flows.get(&id).is_some_and(|f| {
@@ -239,7 +304,7 @@ impl FlowTable {
             {
                 id
             }
-            _ if opens => self.open(key, at),
+            _ if opens => self.open(key, at, latest),
             _ => {
                 self.counters.unmatched += 1;
                 return;
@@ -253,68 +318,60 @@ impl FlowTable {
         if kind == Kind::Tcp && flags & (ip::FIN | ip::RST) != 0 {
             flow.closed = true;
         }
-        if flow.packets.len() == flow.packets.capacity() {
-            // Grown by hand, so what is charged is what was allocated.
-            flow.packets.reserve_exact(flow.packets.capacity().max(4));
-        }
-        let room = self.limits.per_connection_bytes.saturating_sub(flow.size());
+        let bound = self.limits.per_connection_bytes;
+        let headers = HEADERS_KEPT.min(data.len());
         let keep = if flow.packets.len() >= self.limits.per_connection_packets {
             0
-        } else if data.len() <= room {
+        } else if flow.size_with(data.len()) <= bound {
             data.len()
-        } else if HEADERS_KEPT.min(data.len()) <= room {
-            HEADERS_KEPT.min(data.len())
+        } else if flow.size_with(headers) <= bound {
+            headers
         } else {
             0
         };
         if keep == 0 {
             flow.not_kept += 1;
             self.counters.not_kept += 1;
-            let grown = flow.size() - before;
-            self.charge(key.client.ip(), grown);
             return;
         }
-        flow.packets.push(Captured {
+        let kept = Kept {
             at,
-            data: data[..keep].into(),
+            offset: flow.data.len() as u32,
+            len: keep as u32,
             original_len: original_len.max(data.len() as u32),
             inbound,
             kind,
-        });
-        flow.payload += keep;
-        let grown = flow.size() - before;
-        let client = key.client.ip();
-        self.charge(client, grown);
+        };
+        flow.push(kept, &data[..keep]);
         self.counters.kept += 1;
-        self.enforce(client, id);
-    }
-
-    fn charge(&mut self, client: IpAddr, grown: usize) {
-        self.bytes += grown;
-        if let Some(address) = self.by_address.get_mut(&client) {
-            address.bytes += grown;
+        // Charged by capacity: most packets fit what the buffers hold already.
+        let grown = flow.size() - before;
+        if grown > 0 {
+            let client = key.client.ip();
+            self.bytes += grown;
+            if let Some(address) = self.by_address.get_mut(&client) {
+                address.bytes += grown;
+            }
+            self.enforce(client, id);
         }
     }
 
-    fn latest(&self, key: &FlowKey) -> Option<u64> {
-        self.by_key.get(key).and_then(|ids| ids.last().copied())
-    }
-
-    fn open(&mut self, key: FlowKey, at: SystemTime) -> u64 {
+    fn open(&mut self, key: FlowKey, at: SystemTime, previous: Option<u64>) -> u64 {
         let id = self.next;
         self.next += 1;
         let flow = Flow {
             key,
             started: at,
             last: at,
+            previous,
             packets: Vec::new(),
-            payload: 0,
+            data: Vec::new(),
             not_kept: 0,
             closed: false,
         };
         let size = flow.size();
         self.flows.insert(id, flow);
-        self.by_key.entry(key).or_default().push(id);
+        self.by_key.insert(key, id);
         let address = self.by_address.entry(key.client.ip()).or_default();
         address.flows.push_back(id);
         address.bytes += size;
@@ -348,8 +405,9 @@ impl FlowTable {
         }
     }
 
-    /// Drops connections that began more than [`KEEP_FOR`] before `now`.
-    fn expire(&mut self, now: SystemTime) {
+    /// Drops connections that began more than [`KEEP_FOR`] before `now`
+    /// (the capture thread calls it once per block of packets).
+    pub fn expire(&mut self, now: SystemTime) {
         let Some(cutoff) = now.checked_sub(KEEP_FOR) else {
             return;
         };
@@ -368,16 +426,21 @@ impl FlowTable {
         };
         let size = flow.size();
         self.bytes -= size;
-        if let Some(ids) = self.by_key.get_mut(&flow.key) {
-            ids.retain(|&i| i != id);
-            if ids.is_empty() {
-                self.by_key.remove(&flow.key);
-            }
+        if self.by_key.get(&flow.key) == Some(&id) {
+            match flow.previous.filter(|p| self.flows.contains_key(p)) {
+                Some(previous) => self.by_key.insert(flow.key, previous),
+                None => self.by_key.remove(&flow.key),
+            };
         }
         let client = flow.key.client.ip();
         if let Some(address) = self.by_address.get_mut(&client) {
             address.bytes -= size;
-            address.flows.retain(|&i| i != id);
+            // Connections go oldest first, so this is nearly always the front.
+            if address.flows.front() == Some(&id) {
+                address.flows.pop_front();
+            } else {
+                address.flows.retain(|&i| i != id);
+            }
             if address.flows.is_empty() {
                 self.by_address.remove(&client);
             }
@@ -395,18 +458,18 @@ impl FlowTable {
     ) -> Option<Connection> {
         let key = FlowKey::new(client, server);
         let latest_start = started_at + ACCEPT_SLACK;
-        let flow = self
-            .by_key
-            .get(&key)?
-            .iter()
-            .rev()
-            .filter_map(|id| self.flows.get(id))
-            .find(|f| f.started <= latest_start)?;
-        Some(Connection {
-            key,
-            packets: flow.packets.clone(),
-            not_kept: flow.not_kept,
-        })
+        let mut id = self.by_key.get(&key).copied();
+        while let Some(flow) = id.and_then(|id| self.flows.get(&id)) {
+            if flow.started <= latest_start {
+                return Some(Connection {
+                    key,
+                    packets: flow.captured(),
+                    not_kept: flow.not_kept,
+                });
+            }
+            id = flow.previous;
+        }
+        None
     }
 }
 
@@ -616,6 +679,7 @@ mod tests {
             .unwrap();
         assert_eq!(earlier.packets.len(), 4);
         let much_later = KEEP_FOR.as_millis() as u64 + 1000;
+        t.expire(at(much_later));
         handshake(&mut t, "198.18.0.9:1", much_later);
         assert_eq!(t.connections(), 1);
         assert_eq!(t.counters().expired, 2);

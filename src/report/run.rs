@@ -139,7 +139,7 @@ pub struct RunReport {
     /// The server's packets of the run's connections, kept with the saved
     /// report (absent in reports saved before they were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub packets: Option<PacketsView>,
+    pub server_packets: Option<PacketsView>,
     /// Where the saved report can be read (in the answer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_url: Option<String>,
@@ -220,7 +220,7 @@ impl RunReport {
             other_clients: Vec::new(),
             proxy: None,
             connection,
-            packets: None,
+            server_packets: None,
             report_url: None,
             report_error: None,
         }

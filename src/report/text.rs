@@ -292,7 +292,9 @@ pub fn render_run(report: &RunReport) -> String {
 
 /// Where the server's packets of the run are, or why there are none.
 fn packets_text(out: &mut String, doc: &RunReport) {
-    let Some(packets) = &doc.packets else { return };
+    let Some(packets) = &doc.server_packets else {
+        return;
+    };
     match &packets.path {
         Some(path) => {
             let _ = writeln!(

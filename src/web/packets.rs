@@ -42,8 +42,9 @@ fn unavailable(off: &Off) -> Response {
         .into_response()
 }
 
-/// What the first packet of an attempt says about it in the file.
-fn comment(attempt: &TlsAttempt, how: Option<&str>) -> String {
+/// What the first packet of an attempt says about it in the file: which
+/// attempt, how it ended, what tlsdiag concluded from it.
+fn comment(state: &AppState, attempt: &TlsAttempt, how: Option<&str>) -> String {
     let mut text = format!(
         "tlsdiag attempt {}: {} -> {}: {}",
         attempt.id,
@@ -51,6 +52,11 @@ fn comment(attempt: &TlsAttempt, how: Option<&str>) -> String {
         attempt.local,
         attempt.outcome.describe()
     );
+    let findings = crate::diagnose::attempt(attempt, &state.profile());
+    if !findings.is_empty() {
+        let ids: Vec<&str> = findings.iter().map(|f| &*f.id).collect();
+        text.push_str(&format!("; findings: {}", ids.join(", ")));
+    }
     if let Some(how) = how {
         text.push_str(&format!(" (this run's: {how})"));
     }
@@ -84,7 +90,7 @@ fn part(state: &AppState, attempt: &TlsAttempt, how: Option<&str>) -> Result<Fou
             .connection(attempt.peer, attempt.local, attempt.started_at)?
         {
             Some(connection) => Found::Part(Part {
-                comment: comment(attempt, how),
+                comment: comment(state, attempt, how),
                 connection,
             }),
             None => Found::None(

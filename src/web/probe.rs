@@ -498,7 +498,7 @@ async fn save(
     })?;
     let mut document = report.clone();
     document.id = Some(id.clone());
-    if let (Some(view), Some(_)) = (&mut document.packets, &packets) {
+    if let (Some(view), Some(_)) = (&mut document.server_packets, &packets) {
         view.path = Some(format!("/r/{id}/packets.pcapng"));
     }
     let body = serde_json::to_string(&document).map_err(|err| {
@@ -657,7 +657,7 @@ pub(super) async fn results(
         .collect();
     let (packets, packets_view) = super::packets::of_run(&state, &results.run, &own_packets).await;
     let kept_packets = packets.is_some();
-    answer.packets = Some(packets_view);
+    answer.server_packets = Some(packets_view);
     state.metrics.path_test(answer.status, &results.agent);
     // A problem found even on a shrunk connection is conclusive; a verdict
     // carried over from the client's memory of our message is not new.
@@ -677,14 +677,14 @@ pub(super) async fn results(
     state.metrics.report(saved.is_ok());
     match saved {
         Ok(id) => {
-            if let (Some(view), true) = (&mut answer.packets, kept_packets) {
+            if let (Some(view), true) = (&mut answer.server_packets, kept_packets) {
                 view.path = Some(format!("{base}/r/{id}/packets.pcapng"));
             }
             answer.report_url = Some(format!("{base}/r/{id}"));
             answer.id = Some(id);
         }
         Err(refused) => {
-            if let (Some(view), true) = (&mut answer.packets, kept_packets) {
+            if let (Some(view), true) = (&mut answer.server_packets, kept_packets) {
                 view.note = Some(
                     "not kept: the report was not saved (each attempt's packets stay downloadable for 15 minutes from /api/v1/attempts/{id}/packets.pcapng)".to_owned(),
                 );
