@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # What recording every connection's packets costs a handshake: two tlsdiag
 # instances from the same release binary with the same certificate, one
-# recording packets and one started with --no-packet-capture, driven in
-# alternating rounds (on, off, then off, on, ...) by the shared handshake
-# benchmark (../shared/bench: handshake-bench.sh and its hsload load generator,
-# built there with `cargo build --release`). Each round: full TLS handshakes +
-# GET /healthz for SECS seconds; the figure is handshakes per server-CPU-second
-# (utime + stime of the server process, capture thread included). Prints each
-# round, the medians, the median of the per-round ratios, and the instance's
-# capture counters (so a run that recorded nothing cannot pass for cheap).
+# recording packets and one started with --no-packet-capture, driven at the
+# same time, round after round, by two copies of the shared handshake
+# benchmark (../shared/bench: handshake-bench.sh and its hsload load
+# generator, built there with `cargo build --release`), CONC/2 connections
+# each. Driven together, both see the same machine: this VM's speed drifts by
+# ±20% over tens of seconds, which alternating rounds turn into noise. Each
+# round: full TLS handshakes + GET /healthz for SECS seconds; the figure is
+# handshakes per server-CPU-second (utime + stime of the server process,
+# capture thread included). Prints each round, the medians, the median of
+# the per-round ratios, and the recording instance's capture counters (so a
+# run that recorded nothing cannot pass for cheap).
 #
 # Needs root (CAP_NET_RAW) for the instance that records.
 # Env: BENCH_DIR (default ../shared/bench beside this repo), TLSDIAG_BIN
-# (default target/release/tlsdiag), ROUNDS (9), SECS (10), CONC (32).
+# (default target/release/tlsdiag), ROUNDS (9), SECS (10), CONC (32, split).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=${BENCH_DIR:-$(cd .. && pwd)/shared/bench}
@@ -59,18 +62,20 @@ grep -q "recording each HTTPS connection's packets" "$work/log-$ON_PORT" || {
 }
 sleep 1
 
-figure() { # port -> handshakes per server-CPU-second
-    HSLOAD_ARGS="--path /healthz" "$BENCH/handshake-bench.sh" "$1" "$SECS" 2>/dev/null |
-        sed -n 's/.*handshakes_per_server_cpu_s=\([0-9.]*\).*/\1/p' | tail -1
+half=$(( ${CONC:-32} / 2 ))
+drive() { # port output-file
+    CONC=$half HSLOAD_ARGS="--path /healthz" "$BENCH/handshake-bench.sh" "$1" "$SECS" >"$2" 2>&1
+}
+figure() { # output-file -> handshakes per server-CPU-second
+    sed -n 's/.*handshakes_per_server_cpu_s=\([0-9.]*\).*/\1/p' "$1" | tail -1
 }
 
 on=() off=() ratios=()
 for r in $(seq "$ROUNDS"); do
-    if [ $((r % 2)) -eq 1 ]; then
-        a=$(figure "$ON_PORT"); b=$(figure "$OFF_PORT")
-    else
-        b=$(figure "$OFF_PORT"); a=$(figure "$ON_PORT")
-    fi
+    drive "$ON_PORT" "$work/on" &
+    drive "$OFF_PORT" "$work/off"
+    wait $!
+    a=$(figure "$work/on"); b=$(figure "$work/off")
     on+=("$a"); off+=("$b")
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')
     ratios+=("$ratio")

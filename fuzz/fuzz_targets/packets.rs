@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[2 + len..];
         at += Duration::from_millis(1);
         if let Some(ip::Parsed::Tcp { from, to, .. }) = ip::parse(packet) {
-            seen.push((from, to));
+            seen.push((from.socket(), to.socket()));
         }
         table.add(at, packet, len as u32);
         assert!(table.bytes() <= LIMITS.total_bytes, "{} held", table.bytes());

@@ -136,7 +136,9 @@ impl Prober {
         // Sequence numbers wrap at 2^32: the truncation is the arithmetic.
         let sequence = syn.sequence.wrapping_add(1).wrapping_add(received as u32);
         let (client, server) = (peer.ip().to_canonical(), local.ip().to_canonical());
-        let headers = if client.is_ipv4() { 40 } else { 60 } + if syn.timestamps { 12 } else { 0 };
+        // The MSS counts TCP options in: a full-size segment with timestamps
+        // carries 12 bytes less data, in a packet of the same length.
+        let headers = if client.is_ipv4() { 40 } else { 60 };
         let packet_len =
             u16::try_from(u32::from(syn.mss.unwrap_or(1460)) + headers).unwrap_or(u16::MAX);
         let ports = (peer.port(), local.port());

@@ -16,7 +16,7 @@ pub const SNAP_LENGTH: u32 = 262_144;
 /// The loopback interface's index, the same in every network namespace.
 /// Loopback shows each packet twice (leaving and arriving); the filter keeps
 /// the arriving copy.
-const LOOPBACK_INDEX: u32 = 1;
+pub const LOOPBACK_INDEX: u32 = 1;
 
 const LD: u16 = 0x00;
 const LDX: u16 = 0x01;

@@ -4,7 +4,7 @@
 //! bytes exactly as the packet socket delivered them (from the IP header on)
 //! and never trusts a length it has not checked.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// The TCP flags the flow table cares about.
 pub const SYN: u8 = 0x02;
@@ -12,49 +12,95 @@ pub const ACK: u8 = 0x10;
 pub const FIN: u8 = 0x01;
 pub const RST: u8 = 0x04;
 
+/// An address (in IPv6 form, IPv4 mapped) and a port, as the bytes the
+/// packet carried: what the flow table hashes and compares for every packet,
+/// cheaper than `SocketAddr` in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct End {
+    pub address: [u8; 16],
+    pub port: u16,
+}
+
+impl End {
+    fn v4(address: &[u8], port: u16) -> Option<Self> {
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(address.get(..4)?);
+        Some(Self {
+            address: mapped,
+            port,
+        })
+    }
+
+    fn v6(address: &[u8], port: u16) -> Option<Self> {
+        Some(Self {
+            address: address.get(..16)?.try_into().ok()?,
+            port,
+        })
+    }
+
+    /// The same end, from a socket's view of it.
+    pub fn of(socket: SocketAddr) -> Self {
+        let address = match socket.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        Self {
+            address,
+            port: socket.port(),
+        }
+    }
+
+    /// The address as the packet carried it (IPv4 shown as IPv4).
+    pub fn ip(&self) -> IpAddr {
+        IpAddr::V6(Ipv6Addr::from(self.address)).to_canonical()
+    }
+
+    pub fn socket(&self) -> SocketAddr {
+        SocketAddr::new(self.ip(), self.port)
+    }
+}
+
 /// One packet, as far as deciding where it belongs goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     Tcp {
-        from: SocketAddr,
-        to: SocketAddr,
+        from: End,
+        to: End,
         flags: u8,
     },
-    /// An ICMP too-big message from `sender`, quoting a TCP packet that
-    /// went `from` → `to`.
+    /// An ICMP too-big message from `sender` (an address, port 0), quoting
+    /// a TCP packet that went `from` → `to`.
     TooBig {
-        from: SocketAddr,
-        to: SocketAddr,
-        sender: IpAddr,
+        from: End,
+        to: End,
+        sender: End,
     },
 }
 
 /// The addresses and ports of a TCP packet starting at `ip` (also a quoted
 /// one inside ICMP, which carries only the first 8 bytes of TCP).
-fn tcp_ends(ip: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8], u8)> {
+fn tcp_ends(ip: &[u8]) -> Option<(End, End, &[u8], u8)> {
     match ip.first()? >> 4 {
         4 => {
             let header = usize::from(ip.first()? & 0x0f) * 4;
             if header < 20 {
                 return None;
             }
-            let src = Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?);
-            let dst = Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(16..20)?).ok()?);
             let next = ip.get(header..)?;
             Some((
-                SocketAddr::new(IpAddr::V4(src), port(next, 0)?),
-                SocketAddr::new(IpAddr::V4(dst), port(next, 2)?),
+                End::v4(ip.get(12..16)?, port(next, 0)?)?,
+                End::v4(ip.get(16..20)?, port(next, 2)?)?,
                 next,
                 *ip.get(9)?,
             ))
         }
         6 => {
-            let src = Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(8..24)?).ok()?);
-            let dst = Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(24..40)?).ok()?);
             let next = ip.get(40..)?;
             Some((
-                SocketAddr::new(IpAddr::V6(src), port(next, 0)?),
-                SocketAddr::new(IpAddr::V6(dst), port(next, 2)?),
+                End::v6(ip.get(8..24)?, port(next, 0)?)?,
+                End::v6(ip.get(24..40)?, port(next, 2)?)?,
                 next,
                 *ip.get(6)?,
             ))
@@ -89,19 +135,15 @@ pub fn parse(ip: &[u8]) -> Option<Parsed> {
             })
         }
         (4, 1) if payload.first() == Some(&3) && payload.get(1) == Some(&4) => {
-            let sender = Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?);
-            quoted(payload, IpAddr::V4(sender))
+            quoted(payload, End::v4(ip.get(12..16)?, 0)?)
         }
-        (6, 58) if payload.first() == Some(&2) => {
-            let sender = Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(8..24)?).ok()?);
-            quoted(payload, IpAddr::V6(sender))
-        }
+        (6, 58) if payload.first() == Some(&2) => quoted(payload, End::v6(ip.get(8..24)?, 0)?),
         _ => None,
     }
 }
 
 /// The TCP packet an ICMP error quotes after its 8-byte header.
-fn quoted(icmp: &[u8], sender: IpAddr) -> Option<Parsed> {
+fn quoted(icmp: &[u8], sender: End) -> Option<Parsed> {
     let (from, to, _, protocol) = tcp_ends(icmp.get(8..)?)?;
     (protocol == 6).then_some(Parsed::TooBig { from, to, sender })
 }
@@ -120,14 +162,14 @@ mod tests {
 
     #[test]
     fn reads_a_tcp_packet() {
-        assert_eq!(
-            parse(&SYN_V4),
-            Some(Parsed::Tcp {
-                from: "198.18.0.1:50000".parse().unwrap(),
-                to: "198.18.0.2:443".parse().unwrap(),
-                flags: SYN,
-            })
-        );
+        let Some(Parsed::Tcp { from, to, flags }) = parse(&SYN_V4) else {
+            panic!("not TCP")
+        };
+        assert_eq!(from.socket(), "198.18.0.1:50000".parse().unwrap());
+        assert_eq!(to.socket(), "198.18.0.2:443".parse().unwrap());
+        assert_eq!(flags, SYN);
+        assert_eq!(from, End::of("[::ffff:198.18.0.1]:50000".parse().unwrap()));
+        assert_eq!(from, End::of("198.18.0.1:50000".parse().unwrap()));
     }
 
     #[test]
@@ -138,14 +180,12 @@ mod tests {
         ];
         icmp.extend_from_slice(&[3, 4, 0, 0, 0, 0, 0x05, 0x78]);
         icmp.extend_from_slice(&SYN_V4[..28]);
-        assert_eq!(
-            parse(&icmp),
-            Some(Parsed::TooBig {
-                from: "198.18.0.1:50000".parse().unwrap(),
-                to: "198.18.0.2:443".parse().unwrap(),
-                sender: "198.18.0.2".parse().unwrap(),
-            })
-        );
+        let Some(Parsed::TooBig { from, to, sender }) = parse(&icmp) else {
+            panic!("not a too-big message")
+        };
+        assert_eq!(from.socket(), "198.18.0.1:50000".parse().unwrap());
+        assert_eq!(to.socket(), "198.18.0.2:443".parse().unwrap());
+        assert_eq!(sender.ip(), "198.18.0.2".parse::<IpAddr>().unwrap());
         icmp[21] = 3; // port unreachable: not ours to keep
         assert_eq!(parse(&icmp), None);
     }
@@ -169,7 +209,7 @@ mod tests {
         let mut too_big = header(58, server, client);
         too_big.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0x05, 0x00]);
         too_big.extend_from_slice(&tcp);
-        assert!(matches!(parse(&too_big), Some(Parsed::TooBig { to, .. }) if to.port() == 443));
+        assert!(matches!(parse(&too_big), Some(Parsed::TooBig { to, .. }) if to.port == 443));
     }
 
     #[test]

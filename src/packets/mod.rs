@@ -18,7 +18,7 @@ pub mod flows;
 pub mod ip;
 pub mod pcapng;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -122,13 +122,13 @@ impl Packets {
         Self(Err(why))
     }
 
-    /// Starts capturing TCP on `ports` (ours) and the ICMP about it, in this
-    /// network namespace; `None` settings: turned off.
-    pub fn start(ports: &[u16], settings: Option<Settings>) -> Self {
+    /// Starts capturing TCP on `ports` (ours, on `address`) and the ICMP
+    /// about it, in this network namespace; `None` settings: turned off.
+    pub fn start(address: IpAddr, ports: &[u16], settings: Option<Settings>) -> Self {
         let Some(settings) = settings else {
             return Self::off(Off::TurnedOff);
         };
-        match open(ports, settings) {
+        match open(address, ports, settings) {
             Ok(packets) => packets,
             Err(why) => Self::off(Off::Unavailable(why)),
         }
@@ -180,14 +180,24 @@ impl Packets {
 }
 
 #[cfg(target_os = "linux")]
-fn open(ports: &[u16], settings: Settings) -> Result<Packets, String> {
+fn open(address: IpAddr, ports: &[u16], settings: Settings) -> Result<Packets, String> {
     let program = filter::program(ports).map_err(|e| e.to_string())?;
     let shape = RingShape {
         block_size: RING_BLOCK,
         blocks: RING_BLOCKS,
         retire_after: RING_RETIRE,
     };
-    let ring = PacketRing::open(&program, shape).map_err(|e| format!("packet socket: {e}"))?;
+    // A listener on a loopback address is reached over loopback only, where
+    // every packet is seen arriving: the kernel need not hand over (and the
+    // filter drop) each one a second time as it leaves.
+    let loopback = address.to_canonical().is_loopback();
+    let (interface, incoming_only) = if loopback {
+        (Some(filter::LOOPBACK_INDEX), true)
+    } else {
+        (None, false)
+    };
+    let ring = PacketRing::open(&program, shape, interface, incoming_only)
+        .map_err(|e| format!("packet socket: {e}"))?;
     let recorder = Arc::new(Recorder {
         table: Mutex::new(flows::FlowTable::new(ports, settings.limits)),
         ring_bytes: shape.bytes(),
@@ -203,7 +213,7 @@ fn open(ports: &[u16], settings: Settings) -> Result<Packets, String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open(_: &[u16], _: Settings) -> Result<Packets, String> {
+fn open(_: IpAddr, _: &[u16], _: Settings) -> Result<Packets, String> {
     Err("packet sockets are Linux-only".into())
 }
 

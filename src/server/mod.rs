@@ -185,7 +185,11 @@ impl Server {
             tracing::warn!(%why, "a path MTU our kernel learns toward a client will not be forgotten when its next test starts: that test's connections may be shrunk and prove nothing about full-size packets (reports say so)");
         }
         let https_port = https.local_addr().map(|a| a.port()).unwrap_or(0);
-        let packets = crate::packets::Packets::start(&[https_port], config.packet_capture);
+        let packets = crate::packets::Packets::start(
+            config.https_addr.ip(),
+            &[https_port],
+            config.packet_capture,
+        );
         match packets.unavailable() {
             Some(crate::packets::Off::TurnedOff) => {
                 tracing::info!("packet capture turned off (--no-packet-capture)")

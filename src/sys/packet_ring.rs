@@ -54,6 +54,8 @@ const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VERSION: libc::c_int = 10;
 const TPACKET_V3: libc::c_int = 2;
+/// Linux 4.20+: outgoing packets are not handed to this socket at all.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
 const ETH_P_ALL: u16 = 0x0003;
@@ -134,10 +136,17 @@ fn set_option<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
 }
 
 impl PacketRing {
-    /// Opens a packet socket on every interface of this network namespace,
-    /// filtered by `filter` from its first packet, with a ring of `shape`.
-    /// Needs `CAP_NET_RAW`.
-    pub fn open(filter: &[BpfInstruction], shape: RingShape) -> io::Result<Self> {
+    /// Opens a packet socket on every interface of this network namespace
+    /// (or only on `interface`, an index), filtered by `filter` from its
+    /// first packet, with a ring of `shape`. `incoming_only` spares the
+    /// kernel handing over what we send (loopback shows every packet
+    /// arriving anyway). Needs `CAP_NET_RAW`.
+    pub fn open(
+        filter: &[BpfInstruction],
+        shape: RingShape,
+        interface: Option<u32>,
+        incoming_only: bool,
+    ) -> io::Result<Self> {
         // Protocol 0: the socket receives nothing until `bind`, so no packet
         // reaches it before the filter and the ring are in place.
         // SAFETY: plain system call; the descriptor is owned right after.
@@ -153,6 +162,9 @@ impl PacketRing {
         };
         set_option(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &program)?;
         set_option(&fd, SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
+        if incoming_only {
+            set_option(&fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)?;
+        }
         // Frames are variable-sized in V3; the kernel still checks that the
         // frame count matches the blocks.
         let frame_size = 2048;
@@ -191,8 +203,9 @@ impl PacketRing {
         let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         address.sll_family = libc::AF_PACKET as u16;
         address.sll_protocol = ETH_P_ALL.to_be();
-        address.sll_ifindex = 0; // every interface
-                                 // SAFETY: `address` lives across the call and its size is passed.
+        // 0: every interface.
+        address.sll_ifindex = interface.map_or(0, |i| i as libc::c_int);
+        // SAFETY: `address` lives across the call and its size is passed.
         check(unsafe {
             libc::bind(
                 ring.fd.as_raw_fd(),
