@@ -62,7 +62,7 @@ pub struct Args {
     pub no_packet_capture: bool,
 
     /// Memory for recorded packets, in MiB, all connections together (plus
-    /// a 4 MiB kernel ring). An address gets an eighth of it, a connection
+    /// a 1 MiB kernel ring). An address gets an eighth of it, a connection
     /// 256 KiB and 128 packets; the oldest connections go first.
     #[arg(long, env = "TLSDIAG_PACKET_MEMORY_MB", default_value_t = 32)]
     pub packet_memory_mb: usize,

@@ -607,24 +607,35 @@ fn a_saved_reports_pcapng_holds_the_runs_connections_as_tcpdump_saw_them() {
         "report {report_id}'s pcapng holds no packets"
     );
     // Each connection by its client port (the client has one address, the
-    // server's ports are the listeners').
+    // server's ports are the listeners') and its SYN's sequence number: a
+    // client may reuse a port for a later connection of the run, and a
+    // connection past its bound (128 packets) keeps only its first packets,
+    // so the next connection on that port must not be read as its tail.
     let by_connection = |packets: &[Pkt]| {
-        let mut all: std::collections::BTreeMap<(String, String), Vec<Pkt>> = Default::default();
+        let mut all: std::collections::BTreeMap<(String, String, String), Vec<Pkt>> =
+            Default::default();
+        let mut isn: std::collections::BTreeMap<(String, String), String> = Default::default();
         for p in packets {
-            let key = if p.src() == netns::CLIENT_IP || p.inner_src() == Some(netns::CLIENT_IP) {
+            let ports = if p.src() == netns::CLIENT_IP || p.inner_src() == Some(netns::CLIENT_IP) {
                 (first(&p.sport).to_owned(), first(&p.dport).to_owned())
             } else {
                 (first(&p.dport).to_owned(), first(&p.sport).to_owned())
             };
-            all.entry(key).or_default().push(p.clone());
+            if p.is_syn() {
+                isn.insert(ports.clone(), first(&p.seq_raw).to_owned());
+            }
+            let current = isn.get(&ports).cloned().unwrap_or_default();
+            all.entry((ports.0, ports.1, current))
+                .or_default()
+                .push(p.clone());
         }
         all
     };
     let (ours_by, theirs_by) = (by_connection(&ours), by_connection(&theirs));
     let mut compared = 0;
-    for ((cport, sport), mine) in &ours_by {
+    for ((cport, sport, isn), mine) in &ours_by {
         let seen = theirs_by
-            .get(&(cport.clone(), sport.clone()))
+            .get(&(cport.clone(), sport.clone(), isn.clone()))
             .unwrap_or_else(|| {
                 panic!(
                     "the pcapng holds a connection {cport} > {sport} tcpdump never saw:\n{}",

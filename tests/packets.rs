@@ -463,7 +463,7 @@ fn floods_of_64_kib_hellos_stay_within_the_stated_memory() {
         "one address held more than its share: {table}"
     );
     // Most of the flood's connections came and went through the table (a
-    // burst can outrun the 4 MiB ring: those packets are counted as ring
+    // burst can outrun the 1 MiB ring: those packets are counted as ring
     // drops, and never held).
     let dropped = series(&after_one, "tlsdiag_packets_connections_dropped_total");
     let ring_drops = series(&after_one, "tlsdiag_packets_ring_drops_total");
@@ -504,7 +504,7 @@ fn floods_of_64_kib_hellos_stay_within_the_stated_memory() {
         "the flood was captured: {kept:?}"
     );
     // The process grew by far less than the 100 MiB the floods sent: the
-    // 4 MiB ring, the 1 MiB table, and each attempt's first 4 KiB.
+    // 1 MiB ring, the 1 MiB table, and each attempt's first 4 KiB.
     let grown_mib = rss_kib(server.child.id()).saturating_sub(rss_before) / 1024;
     eprintln!("RSS grew by {grown_mib} MiB during the floods");
     assert!(grown_mib < 24, "RSS grew by {grown_mib} MiB");
