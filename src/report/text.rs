@@ -272,7 +272,6 @@ pub fn render_run(report: &RunReport) -> String {
     section(&mut out, "Verdict");
     verdict_text(&mut out, &report.verdict, &report.findings);
     run_attempts_text(&mut out, report);
-    packets_text(&mut out, report);
     match (&report.report_url, &report.report_error) {
         (Some(url), _) => {
             let _ = writeln!(out, "\nReport link (send it to support): {url}");
@@ -287,6 +286,9 @@ pub fn render_run(report: &RunReport) -> String {
         }
         _ => {}
     }
+    // After the report link, which scripts and people take as the answer's
+    // first link.
+    packets_text(&mut out, report);
     out
 }
 
