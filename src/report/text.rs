@@ -275,6 +275,9 @@ pub fn render_run(report: &RunReport) -> String {
     match (&report.report_url, &report.report_error) {
         (Some(url), _) => {
             let _ = writeln!(out, "\nReport link (send it to support): {url}");
+            // After the report link, which scripts and people take as the
+            // answer's first link; before how to compare, its last line.
+            packets_text(&mut out, report);
             out.push('\n');
             compare_text(&mut out, url);
         }
@@ -283,12 +286,10 @@ pub fn render_run(report: &RunReport) -> String {
                 out,
                 "\nNo report was saved: {why}. The verdict above is complete."
             );
+            packets_text(&mut out, report);
         }
-        _ => {}
+        _ => packets_text(&mut out, report),
     }
-    // After the report link, which scripts and people take as the answer's
-    // first link.
-    packets_text(&mut out, report);
     out
 }
 
