@@ -274,25 +274,7 @@ fn a_saved_report_keeps_its_runs_packets_and_only_under_its_id() {
 
 /// Runs check.sh against `server` as a customer would.
 fn check_sh(server: &Tlsdiag) -> CheckSh {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "curl -s 'http://127.0.0.1:{}/check.sh' | sh",
-            server.http.port()
-        ))
-        .env("CURL_CA_BUNDLE", &server.cert)
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("all_proxy")
-        .env_remove("ALL_PROXY")
-        .output()
-        .expect("check.sh runs");
-    CheckSh {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        ok: out.status.success(),
-    }
+    run_check_sh(server.http, &server.cert, None)
 }
 
 #[test]

@@ -59,27 +59,10 @@ impl TestServer {
     /// this server's plain-HTTP port, with our certificate trusted
     /// (`CURL_CA_BUNDLE`) and no proxy from the environment.
     pub async fn check_sh(&self, case: Option<&str>) -> CheckSh {
-        let mut url = format!("http://127.0.0.1:{}/check.sh", self.http.port());
-        if let Some(case) = case {
-            url.push_str(&format!("?case={case}"));
-        }
-        let out = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("curl -s '{url}' | sh"))
-            .env("CURL_CA_BUNDLE", &self.cert)
-            .env_remove("https_proxy")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("all_proxy")
-            .env_remove("ALL_PROXY")
-            .output()
+        let (http, cert, case) = (self.http, self.cert.clone(), case.map(str::to_owned));
+        tokio::task::spawn_blocking(move || run_check_sh(http, &cert, case.as_deref()))
             .await
-            .expect("sh runs");
-        CheckSh {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            ok: out.status.success(),
-        }
+            .expect("check.sh thread")
     }
 
     /// A rustls client config (aws-lc-rs defaults: X25519MLKEM768 first) that
@@ -310,6 +293,32 @@ pub fn ids(list: &Value) -> Vec<u64> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs check.sh as a customer would (`curl -s URL/check.sh | sh`) from the
+/// plain-HTTP listener at `http`, with `cert` trusted (`CURL_CA_BUNDLE`) and
+/// no proxy from the environment.
+pub fn run_check_sh(http: SocketAddr, cert: &Path, case: Option<&str>) -> CheckSh {
+    let mut url = format!("http://127.0.0.1:{}/check.sh", http.port());
+    if let Some(case) = case {
+        url.push_str(&format!("?case={case}"));
+    }
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("curl -s '{url}' | sh"))
+        .env("CURL_CA_BUNDLE", cert)
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .output()
+        .expect("sh runs");
+    CheckSh {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        ok: out.status.success(),
+    }
 }
 
 /// What a check.sh run printed, and whether it exited 0.
