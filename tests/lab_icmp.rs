@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::browser;
-use common::netns::{self, Lab, LabSpec, HTTPS_PORT, HTTP_PORT};
+use common::netns::{self, Lab, LabSpec, HTTP_PORT};
 use serde_json::Value;
 
 /// The ClientHello openssl sends here: more than a 1,400-byte packet holds.
@@ -151,36 +151,12 @@ fn run(tag: &str, v6: bool, edge: Edge, agent: &str, chromium: &std::sync::Mutex
 /// openssl s_client with a ClientHello of about [`HELLO_BYTES`]; whether the
 /// handshake completed within 6 s.
 fn openssl_handshake(lab: &Lab, v6: bool) -> bool {
-    // ALPN entries of 200 bytes: about 1,900 bytes of ClientHello in all.
-    let pad: Vec<String> = (0..7)
-        .map(|i| ((b'a' + i) as char).to_string().repeat(200))
-        .collect();
-    let connect = if v6 {
-        format!("[{}]:{HTTPS_PORT}", netns::SERVER_IP6)
-    } else {
-        format!("{}:{HTTPS_PORT}", netns::SERVER_IP)
-    };
-    let out = lab.client(
-        &format!(
-            "timeout 6 openssl s_client -connect {connect} -noservername -msg -alpn {},http/1.1 </dev/null 2>&1",
-            pad.join(",")
-        ),
-        10,
-    );
-    let hello = out
-        .stdout
-        .lines()
-        .find_map(|l| {
-            let hex = l.split("Handshake [length ").nth(1)?.split(']').next()?;
-            l.contains("ClientHello")
-                .then(|| usize::from_str_radix(hex, 16).ok())?
-        })
-        .unwrap_or_else(|| panic!("openssl printed no ClientHello: {out:?}"));
+    let (hello, completed) = lab.openssl_padded_hello(v6);
     assert!(
         (HELLO_BYTES - 200..HELLO_BYTES + 200).contains(&hello),
         "a {hello}-byte ClientHello"
     );
-    out.stdout.contains("Cipher is TLS")
+    completed
 }
 
 /// Headless Chromium opens the plain-HTTP page, whose first act is an HTTPS

@@ -713,38 +713,12 @@ fn a_saved_reports_pcapng_holds_the_runs_connections_as_tcpdump_saw_them() {
     );
 }
 
-/// openssl s_client from the client namespace with a ClientHello padded by
-/// ALPN entries to about 1,900 bytes (more than one full-size segment, less
-/// than two): the hello's bytes on the wire (one record) and whether the
+/// openssl s_client with a ClientHello of about 1,900 bytes (the lab's
+/// helper): the hello's bytes on the wire (one record) and whether the
 /// handshake completed within 6 s.
 fn openssl_handshake(lab: &Lab, v6: bool) -> (u32, bool) {
-    let pad: Vec<String> = (0..7)
-        .map(|i| ((b'a' + i) as char).to_string().repeat(200))
-        .collect();
-    let connect = if v6 {
-        format!("[{}]:{HTTPS_PORT}", netns::SERVER_IP6)
-    } else {
-        format!("{}:{HTTPS_PORT}", netns::SERVER_IP)
-    };
-    let out = lab.client(
-        &format!(
-            "timeout 6 openssl s_client -connect {connect} -noservername -msg -alpn {},http/1.1 </dev/null 2>&1",
-            pad.join(",")
-        ),
-        10,
-    );
-    // ">>> TLS 1.3, Handshake [length 06b2], ClientHello": the handshake
-    // message with its 4-byte header, in one record after a 5-byte header.
-    let message = out
-        .stdout
-        .lines()
-        .find_map(|l| {
-            let hex = l.split("Handshake [length ").nth(1)?.split(']').next()?;
-            l.contains("ClientHello")
-                .then(|| u32::from_str_radix(hex, 16).ok())?
-        })
-        .unwrap_or_else(|| panic!("openssl printed no ClientHello: {out:?}"));
-    (5 + message, out.stdout.contains("Cipher is TLS"))
+    let (message, completed) = lab.openssl_padded_hello(v6);
+    (5 + message as u32, completed)
 }
 
 /// The attempt whose ClientHello got stuck (the one with an ICMP test), read

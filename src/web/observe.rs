@@ -62,6 +62,19 @@ impl Shared {
     }
 }
 
+/// One of the address's attempts (in flight or recorded, within
+/// `--attempts-ttl`) by its id: another address's id is not found.
+pub(super) fn own_attempt(
+    state: &AppState,
+    ip: IpAddr,
+    id: u64,
+    shared: &Shared,
+) -> Option<Arc<TlsAttempt>> {
+    attempts(state, ip, state.attempts_ttl(), shared)
+        .into_iter()
+        .find(|a| a.id == id)
+}
+
 /// The address's attempts that started within `within` of now, newest first:
 /// connections still stuck right now come first, then the recorded attempts
 /// of this instance and of the others, by start time.

@@ -115,18 +115,12 @@ pub(super) async fn attempt_pcapng(
     if let Some(off) = state.packets.unavailable() {
         return Ok(unavailable(off));
     }
-    // Only this address's attempts are looked at: another's id is not found.
-    let attempt = super::observe::attempts(
-        &state,
-        peer.ip(),
-        state.attempts_ttl(),
-        &super::observe::Shared::Off,
-    )
-    .into_iter()
-    .find(|a| a.id == id)
-    .ok_or(AppError::NotFoundBecause(
-        "no attempt with that id from your address",
-    ))?;
+    // Only this address's attempts are looked at: another's id is not found;
+    // another instance's have their packets there.
+    let attempt = super::observe::own_attempt(&state, peer.ip(), id, &super::observe::Shared::Off)
+        .ok_or(AppError::NotFoundBecause(
+            "no attempt with that id from your address",
+        ))?;
     state.packets.caught_up().await;
     match part(&state, &attempt, None) {
         Err(off) => Ok(unavailable(&off)),

@@ -80,10 +80,8 @@ pub(super) async fn attempt_json(
         .ok_or(AppError::NoConnection)?;
     let peer = context.peer();
     let shared = super::observe::shared(&state, peer.ip()).await;
-    let attempt = super::observe::attempts(&state, peer.ip(), state.attempts_ttl(), &shared)
-        .into_iter()
-        .find(|a| a.id == id)
-        .ok_or(AppError::NotFound)?;
+    let attempt =
+        super::observe::own_attempt(&state, peer.ip(), id, &shared).ok_or(AppError::NotFound)?;
     let detail = AttemptDetail::new(&attempt, diagnose::attempt(&attempt, &state.profile()));
     json_response(&detail)
 }

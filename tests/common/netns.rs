@@ -651,6 +651,41 @@ impl Lab {
         self.sh(&self.client, script, secs)
     }
 
+    /// openssl s_client from the client namespace to the server's HTTPS
+    /// port, its ClientHello padded by ALPN entries to about 1,900 bytes
+    /// (more than one full-size segment, less than two): the ClientHello
+    /// message's length as openssl printed it (4-byte header included; one
+    /// 5-byte record header more on the wire), and whether the handshake
+    /// completed within 6 s.
+    pub fn openssl_padded_hello(&self, v6: bool) -> (usize, bool) {
+        let pad: Vec<String> = (0..7)
+            .map(|i| ((b'a' + i) as char).to_string().repeat(200))
+            .collect();
+        let connect = if v6 {
+            format!("[{SERVER_IP6}]:{HTTPS_PORT}")
+        } else {
+            format!("{SERVER_IP}:{HTTPS_PORT}")
+        };
+        let out = self.client(
+            &format!(
+                "timeout 6 openssl s_client -connect {connect} -noservername -msg -alpn {},http/1.1 </dev/null 2>&1",
+                pad.join(",")
+            ),
+            10,
+        );
+        // ">>> TLS 1.3, Handshake [length 06b2], ClientHello".
+        let message = out
+            .stdout
+            .lines()
+            .find_map(|l| {
+                let hex = l.split("Handshake [length ").nth(1)?.split(']').next()?;
+                l.contains("ClientHello")
+                    .then(|| usize::from_str_radix(hex, 16).ok())?
+            })
+            .unwrap_or_else(|| panic!("openssl printed no ClientHello: {out:?}"));
+        (message, out.stdout.contains("Cipher is TLS"))
+    }
+
     /// The path MTU namespace `ns` has cached for `to` (learned from an ICMP
     /// "fragmentation needed" / "packet too big"), per `ip route get`.
     pub fn path_mtu(&self, ns: &str, to: &str) -> Option<u32> {
